@@ -1,0 +1,190 @@
+//! State that outlives one call: replacing the pool set, restoring allocations after a
+//! restart, and snapshots.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use lb_core::ServiceKey;
+use serde::{Deserialize, Serialize};
+
+use crate::allocator::{Allocation, Allocator};
+use crate::ensure::{ClearReason, Cleared};
+use crate::error::AllocError;
+use crate::pool::PoolSet;
+use crate::request::AllocationRequest;
+
+/// What a pool-set replacement did to existing allocations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolChange {
+    /// Services whose IPs now lie in a pool of another name: (service, old pool, new pool).
+    pub rehomed: Vec<(ServiceKey, String, String)>,
+    /// Services whose IPs lie in no pool any more; they hold nothing now.
+    pub dropped: Vec<(ServiceKey, Allocation)>,
+}
+
+/// What [`Allocator::restore`] did with each service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// Services whose recorded IPs were kept.
+    pub kept: Vec<ServiceKey>,
+    /// Services whose recorded IPs could not be kept.
+    pub cleared: Vec<(ServiceKey, Cleared)>,
+    /// Services that received new IPs (pending ones and cleared ones).
+    pub allocated: Vec<(ServiceKey, Allocation)>,
+    /// Services left without IPs, with the reason.
+    pub failed: Vec<(ServiceKey, AllocError)>,
+}
+
+/// A serialisable copy of every allocation with the request it was made for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// One entry per service, ordered by service.
+    pub entries: Vec<SnapshotEntry>,
+}
+
+/// One service of a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotEntry {
+    /// The request the allocation was made for.
+    pub request: AllocationRequest,
+    /// The allocation.
+    pub allocation: Allocation,
+}
+
+impl Allocator {
+    /// Replaces the pool set (MetalLB's `SetPools`). Every allocation whose IPs still lie in a
+    /// pool stays with its service, re-homed to that pool if its name changed (rename or
+    /// split); the others are dropped and reported. Nothing moves to another service.
+    ///
+    /// Allocations are replayed through [`Allocator::assign`], so one the new pools no longer
+    /// admit (`serviceAllocation`) is dropped too; MetalLB keeps it until the service's next
+    /// sync clears it, which ends in the same state.
+    pub fn set_pools(&mut self, pools: PoolSet) -> PoolChange {
+        let held = std::mem::take(&mut self.services);
+        *self = Self::new(pools);
+        let mut change = PoolChange::default();
+        for (service, h) in held {
+            match self.assign(&h.request, &h.allocation.ips) {
+                Ok(now) if now.pool != h.allocation.pool => {
+                    change.rehomed.push((service, h.allocation.pool, now.pool));
+                }
+                Ok(_) => {}
+                Err(_) => change.dropped.push((service, h.allocation)),
+            }
+        }
+        change
+    }
+
+    /// The pool holding every IP of `ips`, if one does.
+    fn pool_index_for_all(&self, ips: &[IpAddr]) -> Option<usize> {
+        let mut pools = ips.iter().map(|ip| self.locate(ip).map(|(p, _)| p));
+        let first = pools.next()??;
+        pools.all(|p| p == Some(first)).then_some(first)
+    }
+
+    /// Rebuilds the state after a restart from what the services record (their
+    /// `status.loadBalancer.ingress` IPs) and allocates for the rest.
+    ///
+    /// Services with recorded IPs go first, most IPs first, then by service key, so a pending
+    /// service never takes an IP another service already has, and the result does not depend
+    /// on the input order. A recorded allocation is kept when [`Allocator::ensure`] would keep
+    /// it; otherwise it is cleared. Then every service without IPs (pending or cleared) is
+    /// allocated, in service-key order. A service listed twice counts once (the last entry).
+    pub fn restore(
+        &mut self,
+        services: impl IntoIterator<Item = (AllocationRequest, Vec<IpAddr>)>,
+    ) -> RestoreReport {
+        let unique: BTreeMap<ServiceKey, (AllocationRequest, Vec<IpAddr>)> = services
+            .into_iter()
+            .map(|(r, ips)| (r.service.clone(), (r, ips)))
+            .collect();
+        let mut recorded: Vec<&(AllocationRequest, Vec<IpAddr>)> =
+            unique.values().filter(|(_, ips)| !ips.is_empty()).collect();
+        recorded.sort_by(|a, b| {
+            b.1.len()
+                .cmp(&a.1.len())
+                .then_with(|| a.0.service.cmp(&b.0.service))
+        });
+
+        let mut report = RestoreReport::default();
+        for (request, ips) in recorded {
+            let previous = Allocation {
+                pool: self.pool_label(ips),
+                ips: ips.clone(),
+            };
+            let reason = if !request.families.accepts(ips) {
+                Some(ClearReason::FamilyChanged)
+            } else if let Err(e) = self.assign(request, ips) {
+                Some(ClearReason::NoLongerAllowed(e))
+            } else if request.pool.as_ref().is_some_and(|p| *p != previous.pool) {
+                Some(ClearReason::PoolChanged {
+                    requested: request.pool.clone().unwrap_or_default(),
+                })
+            } else if !request.requested_ips.is_empty()
+                && sorted(&request.requested_ips) != sorted(ips)
+            {
+                Some(ClearReason::RequestedIpsChanged)
+            } else {
+                None
+            };
+            match reason {
+                None => report.kept.push(request.service.clone()),
+                Some(reason) => {
+                    self.release(&request.service);
+                    report
+                        .cleared
+                        .push((request.service.clone(), Cleared { previous, reason }));
+                }
+            }
+        }
+        for (service, (request, _)) in &unique {
+            if self.allocation(service).is_some() {
+                continue;
+            }
+            match self.ensure(request) {
+                Ok(e) => report.allocated.push((service.clone(), e.allocation)),
+                Err(e) => report.failed.push((service.clone(), e.error)),
+            }
+        }
+        report
+    }
+
+    fn pool_label(&self, ips: &[IpAddr]) -> String {
+        self.pool_index_for_all(ips)
+            .and_then(|p| self.pools.pools.get(p))
+            .map(|p| p.name.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every allocation with its request, ordered by service.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            entries: self
+                .services
+                .values()
+                .map(|h| SnapshotEntry {
+                    request: h.request.clone(),
+                    allocation: h.allocation.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// An allocator over `pools` restored from `snapshot` (see [`Allocator::restore`]).
+    pub fn from_snapshot(pools: PoolSet, snapshot: &Snapshot) -> (Self, RestoreReport) {
+        let mut allocator = Self::new(pools);
+        let report = allocator.restore(
+            snapshot
+                .entries
+                .iter()
+                .map(|e| (e.request.clone(), e.allocation.ips.clone())),
+        );
+        (allocator, report)
+    }
+}
+
+fn sorted(ips: &[IpAddr]) -> Vec<IpAddr> {
+    let mut v = ips.to_vec();
+    v.sort();
+    v
+}
