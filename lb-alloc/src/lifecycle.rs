@@ -31,7 +31,8 @@ pub struct RestoreReport {
     pub cleared: Vec<(ServiceKey, Cleared)>,
     /// Services that received new IPs (pending ones and cleared ones).
     pub allocated: Vec<(ServiceKey, Allocation)>,
-    /// Services left without IPs, with the reason.
+    /// Services whose allocation could not be made, with the reason; a service whose
+    /// still-valid recorded IPs could not be changed as requested keeps them.
     pub failed: Vec<(ServiceKey, AllocError)>,
 }
 
@@ -85,11 +86,13 @@ impl Allocator {
     /// Rebuilds the state after a restart from what the services record (their
     /// `status.loadBalancer.ingress` IPs) and allocates for the rest.
     ///
-    /// Services with recorded IPs go first, most IPs first, then by service key, so a pending
-    /// service never takes an IP another service already has, and the result does not depend
-    /// on the input order. A recorded allocation is kept when [`Allocator::ensure`] would keep
-    /// it; otherwise it is cleared. Then every service without IPs (pending or cleared) is
-    /// allocated, in service-key order. A service listed twice counts once (the last entry).
+    /// First every recorded allocation that is still legal is taken back, most IPs first, then
+    /// by service key, so a pending service never takes an IP another service already has and
+    /// the result does not depend on the input order; recorded IPs that no longer fit the
+    /// service's families or the rules are cleared. Then every service, in key order, goes
+    /// through [`Allocator::ensure`]: pending and cleared services get IPs, and services whose
+    /// request changed (another pool, other IPs) move. A service listed twice counts once
+    /// (the last entry).
     pub fn restore(
         &mut self,
         services: impl IntoIterator<Item = (AllocationRequest, Vec<IpAddr>)>,
@@ -108,41 +111,32 @@ impl Allocator {
 
         let mut report = RestoreReport::default();
         for (request, ips) in recorded {
-            let previous = Allocation {
-                pool: self.pool_label(ips),
-                ips: ips.clone(),
-            };
-            let reason = if !request.families.accepts(ips) {
-                Some(ClearReason::FamilyChanged)
-            } else if let Err(e) = self.assign(request, ips) {
-                Some(ClearReason::NoLongerAllowed(e))
-            } else if request.pool.as_ref().is_some_and(|p| *p != previous.pool) {
-                Some(ClearReason::PoolChanged {
-                    requested: request.pool.clone().unwrap_or_default(),
-                })
-            } else if !request.requested_ips.is_empty()
-                && sorted(&request.requested_ips) != sorted(ips)
-            {
-                Some(ClearReason::RequestedIpsChanged)
+            let reason = if request.families.accepts(ips) {
+                self.assign(request, ips)
+                    .err()
+                    .map(ClearReason::NoLongerAllowed)
             } else {
-                None
+                Some(ClearReason::FamilyChanged)
             };
-            match reason {
-                None => report.kept.push(request.service.clone()),
-                Some(reason) => {
-                    self.release(&request.service);
-                    report
-                        .cleared
-                        .push((request.service.clone(), Cleared { previous, reason }));
-                }
+            if let Some(reason) = reason {
+                let previous = Allocation {
+                    pool: self.pool_label(ips),
+                    ips: ips.clone(),
+                };
+                report
+                    .cleared
+                    .push((request.service.clone(), Cleared { previous, reason }));
             }
         }
         for (service, (request, _)) in &unique {
-            if self.allocation(service).is_some() {
-                continue;
-            }
             match self.ensure(request) {
-                Ok(e) => report.allocated.push((service.clone(), e.allocation)),
+                Ok(e) if e.newly_allocated => {
+                    if let Some(c) = e.cleared {
+                        report.cleared.push((service.clone(), c));
+                    }
+                    report.allocated.push((service.clone(), e.allocation));
+                }
+                Ok(_) => report.kept.push(service.clone()),
                 Err(e) => report.failed.push((service.clone(), e.error)),
             }
         }
@@ -181,10 +175,4 @@ impl Allocator {
         );
         (allocator, report)
     }
-}
-
-fn sorted(ips: &[IpAddr]) -> Vec<IpAddr> {
-    let mut v = ips.to_vec();
-    v.sort();
-    v
 }
