@@ -110,34 +110,51 @@ impl Allocator {
             .unwrap_or_default()
     }
 
-    /// Checks that `request.service` may use `ip` (MetalLB's `checkSharing`): the IP is
-    /// unused, or used only by this service, or its users share with it and no port collides.
-    fn check_sharing(&self, request: &AllocationRequest, ip: &IpAddr) -> Result<(), AllocError> {
-        let Some(usage) = self.ips.get(ip) else {
-            return Ok(());
-        };
+    /// What stops `request.service` from using `ip`, if anything (MetalLB's `checkSharing`):
+    /// the IP is usable when unused, used only by this service, or used by services that share
+    /// with it and hold none of its ports. Allocation-free, for the candidate scan.
+    fn sharing_conflict<'a>(
+        &'a self,
+        request: &AllocationRequest,
+        ip: &IpAddr,
+    ) -> Option<SharingConflict<'a>> {
+        let usage = self.ips.get(ip)?;
         let me = &request.service;
-        if let Some(reason) = usage.key.refusal(&request.sharing)
+        if usage.key.refusal(&request.sharing).is_some()
             && let Some(other) = usage.services.iter().find(|s| *s != me)
         {
-            return Err(AllocError::SharingNotAllowed {
-                service: me.clone(),
-                ip: *ip,
-                other: other.clone(),
-                reason,
+            return Some(SharingConflict::Key {
+                key: &usage.key,
+                other,
             });
         }
-        for port in &request.ports {
-            if let Some(other) = usage.ports.get(port).filter(|o| *o != me) {
-                return Err(AllocError::PortInUse {
-                    service: me.clone(),
-                    ip: *ip,
-                    port: *port,
-                    other: other.clone(),
-                });
-            }
+        request.ports.iter().find_map(|port| {
+            usage
+                .ports
+                .get(port)
+                .filter(|o| *o != me)
+                .map(|other| SharingConflict::Port { port: *port, other })
+        })
+    }
+
+    /// [`Allocator::sharing_conflict`] as an error naming the service, IP, port and holder.
+    fn check_sharing(&self, request: &AllocationRequest, ip: &IpAddr) -> Result<(), AllocError> {
+        let service = request.service.clone();
+        match self.sharing_conflict(request, ip) {
+            None => Ok(()),
+            Some(SharingConflict::Key { key, other }) => Err(AllocError::SharingNotAllowed {
+                service,
+                ip: *ip,
+                other: other.clone(),
+                reason: key.refusal(&request.sharing).unwrap_or_default(),
+            }),
+            Some(SharingConflict::Port { port, other }) => Err(AllocError::PortInUse {
+                service,
+                ip: *ip,
+                port,
+                other: other.clone(),
+            }),
         }
-        Ok(())
     }
 
     /// The pool holding every IP of `ips`, or the error naming why there is none.
@@ -238,10 +255,10 @@ impl Allocator {
             let usage = match self.ips.entry(*ip) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {
-                    if let Some((p, b)) = locate_in(&self.blocks, ip) {
-                        if let Some(block) = self.blocks.get_mut(p).and_then(|v| v.get_mut(b)) {
-                            block.mark_used(ip);
-                        }
+                    if let Some((p, b)) = locate_in(&self.blocks, ip)
+                        && let Some(block) = self.blocks.get_mut(p).and_then(|v| v.get_mut(b))
+                    {
+                        block.mark_used(ip);
                     }
                     e.insert(IpUse {
                         key: request.sharing.clone(),
@@ -311,7 +328,9 @@ impl Allocator {
             let ips = self.shareable.get(&request.sharing)?;
             let upper = unused.unwrap_or(block.range().last());
             ips.range(block.range().first()..=upper)
-                .find(|ip| block.slot_of(ip).is_some() && self.check_sharing(request, ip).is_ok())
+                .find(|ip| {
+                    block.slot_of(ip).is_some() && self.sharing_conflict(request, ip).is_none()
+                })
                 .copied()
         });
         match (shared, unused) {
@@ -566,6 +585,20 @@ pub(crate) fn build_blocks(pools: &PoolSet) -> Vec<Vec<Block>> {
                 .collect()
         })
         .collect()
+}
+
+/// Why a used IP cannot be given to a service.
+enum SharingConflict<'a> {
+    /// The holders' sharing identity refuses the service.
+    Key {
+        key: &'a SharingKey,
+        other: &'a ServiceKey,
+    },
+    /// A holder uses one of the service's ports.
+    Port {
+        port: ServicePort,
+        other: &'a ServiceKey,
+    },
 }
 
 /// The first free address of each family found in a pool.

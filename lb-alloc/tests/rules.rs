@@ -1,4 +1,10 @@
 //! One test per allocation rule of MetalLB (reference section b), plus the seed scenarios.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::net::IpAddr;
 
@@ -612,7 +618,7 @@ fn restore_gives_recorded_ips_back_before_pending_services_allocate() {
 #[test]
 fn restore_resolves_a_double_claim_deterministically() {
     let p = pools(&[IpAddressPool::new("p", ["192.0.2.0/30"])]);
-    let mut a = Allocator::new(p.clone());
+    let mut a = Allocator::new(p);
     let report = a.restore([
         (svc("y"), vec![ip("192.0.2.1")]),
         (svc("x"), vec![ip("192.0.2.1")]),

@@ -75,7 +75,8 @@ mod tests {
     #[test]
     fn matches_metallb_known_answers() {
         // The table of MetalLB's TestSortL2Candidates (speaker/layer2_controller_test.go).
-        let cases: [(&[(&str, i64)], &str, &[&str]); 6] = [
+        type Case<'a> = (&'a [(&'a str, i64)], &'a str, &'a [&'a str]);
+        let cases: [Case<'_>; 6] = [
             (
                 &[("node-a", 0), ("node-b", 0), ("node-c", 0)],
                 "10.0.0.1",
@@ -166,13 +167,13 @@ mod tests {
         fn ranking_ignores_input_order(
             names in proptest::collection::btree_set("[a-z]{1,8}", 1..12),
             ip in "(192\\.0\\.2|198\\.51\\.100)\\.[0-9]{1,3}",
-            seed in any::<u64>(),
+            seed in any::<usize>(),
         ) {
             let mut c: Vec<RankCandidate> =
                 names.iter().enumerate().map(|(i, n)| RankCandidate::new(n.as_str(), (i % 3) as i64)).collect();
             let first = rank_nodes(&c, &ip);
             let len = c.len();
-            c.rotate_left((seed as usize) % len);
+            c.rotate_left(seed % len);
             c.reverse();
             prop_assert_eq!(first, rank_nodes(&c, &ip));
         }

@@ -65,21 +65,18 @@ impl FromStr for ServiceKey {
 }
 
 /// Transport protocol of a Service port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Protocol {
     /// TCP (the Kubernetes default).
+    #[default]
     Tcp,
     /// UDP.
     Udp,
     /// SCTP.
     Sctp,
-}
-
-impl Default for Protocol {
-    fn default() -> Self {
-        Self::Tcp
-    }
 }
 
 impl fmt::Display for Protocol {
