@@ -31,13 +31,13 @@ pub(crate) struct Held {
     pub(crate) allocation: Allocation,
 }
 
-/// Who uses one IP.
+/// Who uses one IP. Their ports are read from their requests in `Allocator::services`.
 #[derive(Debug, Clone)]
 struct IpUse {
     /// Sharing identity of the holders (all equal, or a single holder).
     key: SharingKey,
-    services: BTreeSet<ServiceKey>,
-    ports: BTreeMap<ServicePort, ServiceKey>,
+    /// The holders, sorted (almost always one or two).
+    holders: Vec<ServiceKey>,
 }
 
 /// The allocation state of a cluster. Pure and synchronous; see the crate documentation for
@@ -48,7 +48,7 @@ pub struct Allocator {
     /// Per pool (same index as `pools.pools`), per address entry.
     pub(crate) blocks: Vec<Vec<Block>>,
     pub(crate) services: BTreeMap<ServiceKey, Held>,
-    ips: BTreeMap<IpAddr, IpUse>,
+    ips: HashMap<IpAddr, IpUse>,
     /// IPs with a non-empty sharing key, by sharing identity, for finding shareable IPs.
     shareable: HashMap<SharingKey, BTreeSet<IpAddr>>,
 }
@@ -93,7 +93,7 @@ impl Allocator {
     pub fn services_on(&self, ip: &IpAddr) -> Vec<&ServiceKey> {
         self.ips
             .get(ip)
-            .map(|u| u.services.iter().collect())
+            .map(|u| u.holders.iter().collect())
             .unwrap_or_default()
     }
 
@@ -120,36 +120,30 @@ impl Allocator {
     ) -> Option<SharingConflict<'a>> {
         let usage = self.ips.get(ip)?;
         let me = &request.service;
-        if usage.key.refusal(&request.sharing).is_some()
-            && let Some(other) = usage.services.iter().find(|s| *s != me)
-        {
-            return Some(SharingConflict::Key {
-                key: &usage.key,
-                other,
-            });
+        let mut others = usage.holders.iter().filter(|s| *s != me).peekable();
+        let first_other = others.peek().copied()?;
+        if usage.key.refusal(&request.sharing).is_some() {
+            return Some(SharingConflict::Key { key: &usage.key, other: first_other });
         }
-        request.ports.iter().find_map(|port| {
-            usage
-                .ports
-                .get(port)
-                .filter(|o| *o != me)
-                .map(|other| SharingConflict::Port { port: *port, other })
+        others.find_map(|other| {
+            let theirs = &self.services.get(other)?.request.ports;
+            let port = request.ports.iter().find(|p| theirs.contains(p))?;
+            Some(SharingConflict::Port { port: *port, other })
         })
     }
 
     /// [`Allocator::sharing_conflict`] as an error naming the service, IP, port and holder.
     fn check_sharing(&self, request: &AllocationRequest, ip: &IpAddr) -> Result<(), AllocError> {
-        let service = request.service.clone();
         match self.sharing_conflict(request, ip) {
             None => Ok(()),
             Some(SharingConflict::Key { key, other }) => Err(AllocError::SharingNotAllowed {
-                service,
+                service: request.service.clone(),
                 ip: *ip,
                 other: other.clone(),
                 reason: key.refusal(&request.sharing).unwrap_or_default(),
             }),
             Some(SharingConflict::Port { port, other }) => Err(AllocError::PortInUse {
-                service,
+                service: request.service.clone(),
                 ip: *ip,
                 port,
                 other: other.clone(),
@@ -253,18 +247,14 @@ impl Allocator {
         self.release(&request.service);
         for ip in &ips {
             let usage = match self.ips.entry(*ip) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
                     if let Some((p, b)) = locate_in(&self.blocks, ip)
                         && let Some(block) = self.blocks.get_mut(p).and_then(|v| v.get_mut(b))
                     {
                         block.mark_used(ip);
                     }
-                    e.insert(IpUse {
-                        key: request.sharing.clone(),
-                        services: BTreeSet::new(),
-                        ports: BTreeMap::new(),
-                    })
+                    e.insert(IpUse { key: request.sharing.clone(), holders: Vec::with_capacity(1) })
                 }
             };
             if usage.key != request.sharing {
@@ -277,9 +267,8 @@ impl Allocator {
                     .or_default()
                     .insert(*ip);
             }
-            usage.services.insert(request.service.clone());
-            for port in &request.ports {
-                usage.ports.insert(*port, request.service.clone());
+            if let Err(at) = usage.holders.binary_search(&request.service) {
+                usage.holders.insert(at, request.service.clone());
             }
         }
         let allocation = Allocation {
@@ -303,9 +292,8 @@ impl Allocator {
             let Some(usage) = self.ips.get_mut(ip) else {
                 continue;
             };
-            usage.services.remove(service);
-            usage.ports.retain(|_, holder| holder != service);
-            if usage.services.is_empty() {
+            usage.holders.retain(|h| h != service);
+            if usage.holders.is_empty() {
                 let key = usage.key.clone();
                 self.ips.remove(ip);
                 unindex(&mut self.shareable, &key, ip);

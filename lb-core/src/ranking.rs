@@ -36,6 +36,14 @@ impl RankCandidate {
 /// `192.0.2.10` or `2001:db8::10`); the first node of the result is the owner.
 ///
 /// Duplicated node names are kept as given; callers pass each node once.
+///
+/// ```
+/// use lb_core::{RankCandidate, rank_nodes};
+///
+/// let nodes = ["node-a", "node-b", "node-c"].map(|n| RankCandidate::new(n, 0));
+/// let order = rank_nodes(&nodes, "10.0.0.1");
+/// assert_eq!(order[0].as_str(), "node-b"); // MetalLB elects node-b too
+/// ```
 pub fn rank_nodes(candidates: &[RankCandidate], ip: &str) -> Vec<NodeName> {
     let mut keyed: Vec<(i64, [u8; 32], &NodeName)> = candidates
         .iter()
