@@ -57,7 +57,11 @@ struct Service {
 impl Service {
     fn request(&self) -> anyhow::Result<AllocationRequest> {
         let key = ServiceKey::new(&self.namespace, &self.name);
-        let families = if self.ip_families.is_empty() { vec![IpFamily::V4] } else { self.ip_families.clone() };
+        let families = if self.ip_families.is_empty() {
+            vec![IpFamily::V4]
+        } else {
+            self.ip_families.clone()
+        };
         let families = Families::from_service(&key, self.ip_family_policy, &families)?;
         let mut r = AllocationRequest::new(key, families.primary())
             .with_families(families)
@@ -75,7 +79,9 @@ impl Service {
 }
 
 fn run() -> anyhow::Result<()> {
-    let path = std::env::args().nth(1).ok_or_else(|| anyhow!("usage: allocate FILE.yaml"))?;
+    let path = std::env::args()
+        .nth(1)
+        .ok_or_else(|| anyhow!("usage: allocate FILE.yaml"))?;
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     let input: Input = serde_saphyr::from_str(&text).with_context(|| format!("parsing {path}"))?;
     let pools = PoolSet::new(&input.pools, &input.namespaces)
@@ -97,7 +103,10 @@ fn run() -> anyhow::Result<()> {
         rejected.insert(key, e.to_string());
     }
     for (key, cleared) in &report.cleared {
-        println!("# {key}: recorded {:?} cleared: {}", cleared.previous.ips, cleared.reason);
+        println!(
+            "# {key}: recorded {:?} cleared: {}",
+            cleared.previous.ips, cleared.reason
+        );
     }
 
     println!("{:<24} {:<10} IPS", "SERVICE", "POOL");
@@ -109,9 +118,15 @@ fn run() -> anyhow::Result<()> {
         println!("{:<24} {:<10} <none>: {why}", key.to_string(), "-");
     }
     println!();
-    println!("{:<10} {:>8} {:>8} {:>22} {:>8}", "POOL", "V4-USED", "V4-SIZE", "V6-SIZE", "V6-USED");
+    println!(
+        "{:<10} {:>8} {:>8} {:>22} {:>8}",
+        "POOL", "V4-USED", "V4-SIZE", "V6-SIZE", "V6-USED"
+    );
     for (name, s) in allocator.stats() {
-        println!("{name:<10} {:>8} {:>8} {:>22} {:>8}", s.in_use_v4, s.total_v4, s.total_v6, s.in_use_v6);
+        println!(
+            "{name:<10} {:>8} {:>8} {:>22} {:>8}",
+            s.in_use_v4, s.total_v4, s.total_v6, s.in_use_v6
+        );
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! whether a set of IPs is legal for a service (MetalLB's `Assign`): the IPs lie in one pool,
 //! the pool admits the service, at most one IP per family, and each IP is free or shareable.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use lb_core::{IpFamily, ServiceKey, ServicePort};
@@ -47,7 +47,8 @@ pub struct Allocator {
     pub(crate) pools: PoolSet,
     /// Per pool (same index as `pools.pools`), per address entry.
     pub(crate) blocks: Vec<Vec<Block>>,
-    pub(crate) services: BTreeMap<ServiceKey, Held>,
+    /// Hashed, not ordered: lookups dominate; ordered views sort on demand.
+    pub(crate) services: HashMap<ServiceKey, Held>,
     ips: HashMap<IpAddr, IpUse>,
     /// IPs with a non-empty sharing key, by sharing identity, for finding shareable IPs.
     shareable: HashMap<SharingKey, BTreeSet<IpAddr>>,
@@ -74,9 +75,18 @@ impl Allocator {
         self.services.get(service).map(|h| &h.allocation)
     }
 
-    /// Every allocation, ordered by service.
+    /// Every allocation, ordered by service. O(n log n): it sorts.
     pub fn allocations(&self) -> impl Iterator<Item = (&ServiceKey, &Allocation)> {
-        self.services.iter().map(|(k, h)| (k, &h.allocation))
+        self.held_in_order()
+            .into_iter()
+            .map(|(k, h)| (k, &h.allocation))
+    }
+
+    /// Every held allocation, ordered by service (O(n log n)).
+    pub(crate) fn held_in_order(&self) -> Vec<(&ServiceKey, &Held)> {
+        let mut all: Vec<(&ServiceKey, &Held)> = self.services.iter().collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all
     }
 
     /// Number of services holding IPs.
@@ -123,7 +133,10 @@ impl Allocator {
         let mut others = usage.holders.iter().filter(|s| *s != me).peekable();
         let first_other = others.peek().copied()?;
         if usage.key.refusal(&request.sharing).is_some() {
-            return Some(SharingConflict::Key { key: &usage.key, other: first_other });
+            return Some(SharingConflict::Key {
+                key: &usage.key,
+                other: first_other,
+            });
         }
         others.find_map(|other| {
             let theirs = &self.services.get(other)?.request.ports;
@@ -244,8 +257,19 @@ impl Allocator {
 
     /// Records an allocation known to be legal.
     fn record(&mut self, request: &AllocationRequest, pool: usize, ips: Vec<IpAddr>) -> Allocation {
-        self.release(&request.service);
-        for ip in &ips {
+        let allocation = Allocation {
+            pool: self.pool_name(pool),
+            ips,
+        };
+        let held = Held {
+            request: request.clone(),
+            allocation: allocation.clone(),
+        };
+        // One map traversal for both the old and the new allocation.
+        if let Some(previous) = self.services.insert(request.service.clone(), held) {
+            self.unhold(&request.service, &previous.allocation.ips);
+        }
+        for ip in &allocation.ips {
             let usage = match self.ips.entry(*ip) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
@@ -254,7 +278,10 @@ impl Allocator {
                     {
                         block.mark_used(ip);
                     }
-                    e.insert(IpUse { key: request.sharing.clone(), holders: Vec::with_capacity(1) })
+                    e.insert(IpUse {
+                        key: request.sharing.clone(),
+                        holders: Vec::with_capacity(1),
+                    })
                 }
             };
             if usage.key != request.sharing {
@@ -271,24 +298,19 @@ impl Allocator {
                 usage.holders.insert(at, request.service.clone());
             }
         }
-        let allocation = Allocation {
-            pool: self.pool_name(pool),
-            ips,
-        };
-        self.services.insert(
-            request.service.clone(),
-            Held {
-                request: request.clone(),
-                allocation: allocation.clone(),
-            },
-        );
         allocation
     }
 
     /// Frees everything `service` holds and returns it; `None` when it held nothing.
     pub fn release(&mut self, service: &ServiceKey) -> Option<Allocation> {
         let held = self.services.remove(service)?;
-        for ip in &held.allocation.ips {
+        self.unhold(service, &held.allocation.ips);
+        Some(held.allocation)
+    }
+
+    /// Removes `service` from the holders of `ips`, freeing the IPs nobody else holds.
+    fn unhold(&mut self, service: &ServiceKey, ips: &[IpAddr]) {
+        for ip in ips {
             let Some(usage) = self.ips.get_mut(ip) else {
                 continue;
             };
@@ -304,7 +326,6 @@ impl Allocator {
                 }
             }
         }
-        Some(held.allocation)
     }
 
     /// The address this service would get from one block: the lowest address that is unused
@@ -411,6 +432,14 @@ impl Allocator {
         if let Some(current) = self.allocation(&request.service).map(|a| a.ips.clone()) {
             return self.assign(request, &current);
         }
+        self.allocate_fresh(request)
+    }
+
+    /// Automatic allocation for a service known to hold nothing.
+    pub(crate) fn allocate_fresh(
+        &mut self,
+        request: &AllocationRequest,
+    ) -> Result<Allocation, AllocError> {
         let (pinned, open) = self.automatic_pools(request);
         for pools in [pinned, open] {
             if let Some((_, ips)) = self.pick(&pools, request)

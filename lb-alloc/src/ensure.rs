@@ -188,7 +188,7 @@ impl Allocator {
         }
         match &request.pool {
             Some(pool) => self.allocate_from_pool(request, pool),
-            None => self.allocate_auto(request),
+            None => self.allocate_fresh(request),
         }
         .map_err(EnsureError::new)
     }

@@ -61,7 +61,9 @@ impl Allocator {
     /// admit (`serviceAllocation`) is dropped too; MetalLB keeps it until the service's next
     /// sync clears it, which ends in the same state.
     pub fn set_pools(&mut self, pools: PoolSet) -> PoolChange {
-        let held = std::mem::take(&mut self.services);
+        let mut held: Vec<(ServiceKey, crate::allocator::Held)> =
+            std::mem::take(&mut self.services).into_iter().collect();
+        held.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         *self = Self::new(pools);
         let mut change = PoolChange::default();
         for (service, h) in held {
@@ -154,9 +156,9 @@ impl Allocator {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             entries: self
-                .services
-                .values()
-                .map(|h| SnapshotEntry {
+                .held_in_order()
+                .into_iter()
+                .map(|(_, h)| SnapshotEntry {
                     request: h.request.clone(),
                     allocation: h.allocation.clone(),
                 })
