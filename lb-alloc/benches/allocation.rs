@@ -243,7 +243,7 @@ fn churn(c: &mut Criterion) {
         let fresh = requests(n, IpFamily::V4, false)
             .into_iter()
             .map(|mut r| {
-                r.service.name.push_str("-new");
+                r.service.name = format!("{}-new", r.service.name).into();
                 r
             })
             .collect::<Vec<_>>();
@@ -267,7 +267,7 @@ fn churn(c: &mut Criterion) {
         .iter()
         .map(|r| {
             let mut r = r.clone();
-            r.service.name.push_str("-new");
+            r.service.name = format!("{}-new", r.service.name).into();
             r
         })
         .collect();

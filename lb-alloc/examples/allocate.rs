@@ -56,7 +56,7 @@ struct Service {
 
 impl Service {
     fn request(&self) -> anyhow::Result<AllocationRequest> {
-        let key = ServiceKey::new(&self.namespace, &self.name);
+        let key = ServiceKey::new(self.namespace.as_str(), self.name.as_str());
         let families = if self.ip_families.is_empty() {
             vec![IpFamily::V4]
         } else {
@@ -94,7 +94,10 @@ fn run() -> anyhow::Result<()> {
         match s.request() {
             Ok(r) => requests.push((r, s.status.clone())),
             Err(e) => {
-                rejected.insert(ServiceKey::new(&s.namespace, &s.name), e.to_string());
+                rejected.insert(
+                    ServiceKey::new(s.namespace.as_str(), s.name.as_str()),
+                    e.to_string(),
+                );
             }
         }
     }
@@ -119,13 +122,13 @@ fn run() -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "{:<10} {:>8} {:>8} {:>22} {:>8}",
-        "POOL", "V4-USED", "V4-SIZE", "V6-SIZE", "V6-USED"
+        "{:<10} {:>8} {:>8} {:>8} {:>22}",
+        "POOL", "V4-USED", "V4-SIZE", "V6-USED", "V6-SIZE"
     );
     for (name, s) in allocator.stats() {
         println!(
-            "{name:<10} {:>8} {:>8} {:>22} {:>8}",
-            s.in_use_v4, s.total_v4, s.total_v6, s.in_use_v6
+            "{name:<10} {:>8} {:>8} {:>8} {:>22}",
+            s.in_use_v4, s.total_v4, s.in_use_v6, s.total_v6
         );
     }
     Ok(())

@@ -5,6 +5,7 @@
 //! the pool admits the service, at most one IP per family, and each IP is free or shareable.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use lb_core::{IpFamily, ServiceKey, ServicePort};
@@ -48,8 +49,8 @@ pub struct Allocator {
     /// Per pool (same index as `pools.pools`), per address entry.
     pub(crate) blocks: Vec<Vec<Block>>,
     /// Hashed, not ordered: lookups dominate; ordered views sort on demand.
-    pub(crate) services: HashMap<ServiceKey, Held>,
-    ips: HashMap<IpAddr, IpUse>,
+    pub(crate) services: HashMap<ServiceKey, Box<Held>, BuildHasherDefault<FastHasher>>,
+    ips: HashMap<IpAddr, IpUse, BuildHasherDefault<FastHasher>>,
     /// IPs with a non-empty sharing key, by sharing identity, for finding shareable IPs.
     shareable: HashMap<SharingKey, BTreeSet<IpAddr>>,
 }
@@ -84,7 +85,8 @@ impl Allocator {
 
     /// Every held allocation, ordered by service (O(n log n)).
     pub(crate) fn held_in_order(&self) -> Vec<(&ServiceKey, &Held)> {
-        let mut all: Vec<(&ServiceKey, &Held)> = self.services.iter().collect();
+        let mut all: Vec<(&ServiceKey, &Held)> =
+            self.services.iter().map(|(k, h)| (k, h.as_ref())).collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
         all
     }
@@ -261,10 +263,10 @@ impl Allocator {
             pool: self.pool_name(pool),
             ips,
         };
-        let held = Held {
+        let held = Box::new(Held {
             request: request.clone(),
             allocation: allocation.clone(),
-        };
+        });
         // One map traversal for both the old and the new allocation.
         if let Some(previous) = self.services.insert(request.service.clone(), held) {
             self.unhold(&request.service, &previous.allocation.ips);
@@ -569,6 +571,48 @@ impl Allocator {
                 })?;
         self.assign(request, &[*existing, ip])?;
         Ok(Some(ip))
+    }
+}
+
+/// A fast hasher for the allocator's indexes (multiply-rotate over 8-byte words, then a
+/// finaliser). Keys are IPs of the operator's pools and Service names; whoever can create
+/// enough Services to force collisions can already exhaust the pools, so the indexes favour
+/// speed over resistance to chosen keys.
+#[derive(Default)]
+pub(crate) struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        // splitmix64's finaliser: spreads every input bit over the whole word, so the table's
+        // low (bucket) and high (tag) bits both vary between neighbouring addresses.
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word.iter_mut().zip(chunk).for_each(|(w, b)| *w = *b);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
     }
 }
 

@@ -61,7 +61,7 @@ impl Allocator {
     /// admit (`serviceAllocation`) is dropped too; MetalLB keeps it until the service's next
     /// sync clears it, which ends in the same state.
     pub fn set_pools(&mut self, pools: PoolSet) -> PoolChange {
-        let mut held: Vec<(ServiceKey, crate::allocator::Held)> =
+        let mut held: Vec<(ServiceKey, Box<crate::allocator::Held>)> =
             std::mem::take(&mut self.services).into_iter().collect();
         held.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         *self = Self::new(pools);

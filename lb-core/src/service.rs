@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,17 +23,18 @@ pub struct ParseError {
 /// Identity of a Kubernetes Service: namespace and name.
 ///
 /// Ordered by namespace, then name; its text form is `namespace/name`, like `kubectl` prints it.
+/// Cloning is cheap (shared strings): keys are copied into many indexes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ServiceKey {
     /// Namespace of the Service.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// Name of the Service.
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 impl ServiceKey {
     /// A key from a namespace and a name.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
         Self {
             namespace: namespace.into(),
             name: name.into(),
