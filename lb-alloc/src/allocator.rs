@@ -618,6 +618,9 @@ impl Hasher for FastHasher {
 
 /// Removes `ip` from the shareable index under `key`.
 fn unindex(shareable: &mut HashMap<SharingKey, BTreeSet<IpAddr>>, key: &SharingKey, ip: &IpAddr) {
+    if key.sharing.is_none() {
+        return; // never indexed
+    }
     if let Some(set) = shareable.get_mut(key) {
         set.remove(ip);
         if set.is_empty() {

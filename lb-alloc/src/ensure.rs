@@ -100,7 +100,11 @@ impl Allocator {
     /// `docs/allocation.md`).
     pub fn ensure(&mut self, request: &AllocationRequest) -> Result<Ensured, EnsureError> {
         request.check_requested_ips().map_err(EnsureError::new)?;
-        let Some(held) = self.services.get(&request.service).cloned() else {
+        let Some((previous, unchanged)) = self
+            .services
+            .get(&request.service)
+            .map(|h| (h.allocation.clone(), h.request == *request))
+        else {
             return self.allocate_new(request).map(|allocation| Ensured {
                 allocation,
                 newly_allocated: true,
@@ -108,10 +112,16 @@ impl Allocator {
                 additional_family: None,
             });
         };
-        let previous = held.allocation;
+        // An allocation stays legal while its request is unchanged: pool changes re-check
+        // every allocation (`set_pools`), and other services are checked against this one.
+        let recheck = if unchanged {
+            Ok(())
+        } else {
+            self.assign(request, &previous.ips).map(drop)
+        };
         let reason = if !request.families.accepts(&previous.ips) {
             Some(ClearReason::FamilyChanged)
-        } else if let Err(e) = self.assign(request, &previous.ips) {
+        } else if let Err(e) = recheck {
             Some(ClearReason::NoLongerAllowed(e))
         } else if let Some(pool) = request.pool.as_ref().filter(|p| **p != previous.pool) {
             Some(ClearReason::PoolChanged {
@@ -155,7 +165,7 @@ impl Allocator {
             }),
             Err(mut failure) if still_valid => {
                 // The held IPs passed `assign` above, so recording them again is legal.
-                self.assign(&held.request, &previous.ips)
+                self.assign(request, &previous.ips)
                     .map_err(EnsureError::new)?;
                 failure.kept = Some(previous);
                 Err(failure)

@@ -1,7 +1,6 @@
 //! State that outlives one call: replacing the pool set, restoring allocations after a
 //! restart, and snapshots.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use lb_core::ServiceKey;
@@ -99,19 +98,18 @@ impl Allocator {
         &mut self,
         services: impl IntoIterator<Item = (AllocationRequest, Vec<IpAddr>)>,
     ) -> RestoreReport {
-        let unique: BTreeMap<ServiceKey, (AllocationRequest, Vec<IpAddr>)> = services
-            .into_iter()
-            .map(|(r, ips)| (r.service.clone(), (r, ips)))
-            .collect();
+        // By service key; for a key listed twice the last entry wins.
+        let mut unique: Vec<(AllocationRequest, Vec<IpAddr>)> = services.into_iter().collect();
+        unique.reverse();
+        unique.sort_by(|a, b| a.0.service.cmp(&b.0.service));
+        unique.dedup_by(|later, kept| later.0.service == kept.0.service);
+        // Most IPs first; the stable sort keeps key order among equals.
         let mut recorded: Vec<&(AllocationRequest, Vec<IpAddr>)> =
-            unique.values().filter(|(_, ips)| !ips.is_empty()).collect();
-        recorded.sort_by(|a, b| {
-            b.1.len()
-                .cmp(&a.1.len())
-                .then_with(|| a.0.service.cmp(&b.0.service))
-        });
+            unique.iter().filter(|(_, ips)| !ips.is_empty()).collect();
+        recorded.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
 
         let mut report = RestoreReport::default();
+        let mut taken_back = Vec::with_capacity(recorded.len());
         for (request, ips) in recorded {
             let reason = if request.families.accepts(ips) {
                 self.assign(request, ips)
@@ -120,17 +118,35 @@ impl Allocator {
             } else {
                 Some(ClearReason::FamilyChanged)
             };
-            if let Some(reason) = reason {
-                let previous = Allocation {
-                    pool: self.pool_label(ips),
-                    ips: ips.clone(),
-                };
-                report
-                    .cleared
-                    .push((request.service.clone(), Cleared { previous, reason }));
+            match reason {
+                None => taken_back.push(&request.service),
+                Some(reason) => {
+                    let previous = Allocation {
+                        pool: self.pool_label(ips),
+                        ips: ips.clone(),
+                    };
+                    report
+                        .cleared
+                        .push((request.service.clone(), Cleared { previous, reason }));
+                }
             }
         }
-        for (service, (request, _)) in &unique {
+        taken_back.sort();
+        for (request, ips) in &unique {
+            let service = &request.service;
+            // A recorded allocation taken back as is needs no second look unless the request
+            // asks for something else (pool, IPs) or for its missing family.
+            let settled = taken_back.binary_search(&service).is_ok()
+                && self.allocation(service).is_some_and(|a| {
+                    request.pool.as_ref().is_none_or(|p| *p == a.pool)
+                        && (request.requested_ips.is_empty()
+                            || same_ips(&request.requested_ips, ips))
+                })
+                && !(request.families.prefers_dual() && ips.len() == 1);
+            if settled {
+                report.kept.push(service.clone());
+                continue;
+            }
             match self.ensure(request) {
                 Ok(e) if e.newly_allocated => {
                     if let Some(c) = e.cleared {
@@ -177,4 +193,9 @@ impl Allocator {
         );
         (allocator, report)
     }
+}
+
+/// True when both lists hold the same IPs, in any order.
+fn same_ips(a: &[IpAddr], b: &[IpAddr]) -> bool {
+    a.len() == b.len() && a.iter().all(|ip| b.contains(ip))
 }
