@@ -106,7 +106,7 @@ impl Allocator {
         // Most IPs first; the stable sort keeps key order among equals.
         let mut recorded: Vec<&(AllocationRequest, Vec<IpAddr>)> =
             unique.iter().filter(|(_, ips)| !ips.is_empty()).collect();
-        recorded.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+        recorded.sort_by_key(|r| std::cmp::Reverse(r.1.len()));
 
         let mut report = RestoreReport::default();
         let mut taken_back = Vec::with_capacity(recorded.len());
