@@ -166,6 +166,24 @@ impl Allocator {
         }
     }
 
+    /// Fails when the pool's `serviceAllocation` does not admit the service.
+    fn check_admission(&self, request: &AllocationRequest, pool: usize) -> Result<(), AllocError> {
+        let service = &request.service;
+        let refusal = self
+            .pools
+            .pools
+            .get(pool)
+            .and_then(|p| p.refusal(&service.namespace, &request.labels));
+        match refusal {
+            None => Ok(()),
+            Some(reason) => Err(AllocError::PoolNotAllowed {
+                service: service.clone(),
+                pool: self.pool_name(pool),
+                reason,
+            }),
+        }
+    }
+
     /// The pool holding every IP of `ips`, or the error naming why there is none.
     fn pool_of(&self, service: &ServiceKey, ips: &[IpAddr]) -> Result<usize, AllocError> {
         let mut found: Option<(usize, IpAddr)> = None;
@@ -227,18 +245,7 @@ impl Allocator {
     ) -> Result<Allocation, AllocError> {
         let service = &request.service;
         let pool = self.pool_of(service, ips)?;
-        if let Some(reason) = self
-            .pools
-            .pools
-            .get(pool)
-            .and_then(|p| p.refusal(&service.namespace, &request.labels))
-        {
-            return Err(AllocError::PoolNotAllowed {
-                service: service.clone(),
-                pool: self.pool_name(pool),
-                reason,
-            });
-        }
+        self.check_admission(request, pool)?;
         let bad_set = match ips {
             [_, _, _, ..] => Some("at most two IPs, one per family"),
             [a, b] if IpFamily::of(a) == IpFamily::of(b) => Some("two IPs of the same family"),
@@ -498,19 +505,8 @@ impl Allocator {
         pool: usize,
     ) -> Result<Allocation, AllocError> {
         let service = &request.service;
+        self.check_admission(request, pool)?;
         let name = self.pool_name(pool);
-        if let Some(reason) = self
-            .pools
-            .pools
-            .get(pool)
-            .and_then(|p| p.refusal(&service.namespace, &request.labels))
-        {
-            return Err(AllocError::PoolNotAllowed {
-                service: service.clone(),
-                pool: name,
-                reason,
-            });
-        }
         let free = self.free_ips(pool, request);
         let exhausted = |family| AllocError::PoolExhausted {
             service: service.clone(),
