@@ -99,14 +99,7 @@ impl Reference {
 
     fn allocate(&mut self, r: &AllocationRequest) -> Option<u128> {
         let a = (self.first..=self.last).find(|a| self.usable(*a, r))?;
-        let e = self
-            .ips
-            .entry(a)
-            .or_insert((r.sharing.sharing.clone(), BTreeSet::new(), 0));
-        e.1.extend(r.ports.iter().copied());
-        e.2 += 1;
-        self.by_service.insert(r.service.clone(), a);
-        Some(a)
+        self.assign(r, a).then_some(a)
     }
 
     fn assign(&mut self, r: &AllocationRequest, a: u128) -> bool {
