@@ -483,20 +483,43 @@ impl Allocator {
         if let Some(current) = self.allocation(service).filter(|a| a.pool == pool).cloned() {
             return self.assign(request, &current.ips);
         }
-        let previous = self.services.get(service).cloned();
-        self.release(service);
-        let result = self.take_from_pool(request, index);
-        if let (Err(_), Some(prev)) = (&result, previous) {
-            let pool = self.locate_first(&prev.allocation.ips);
-            if let Some(pool) = pool {
-                self.record(&prev.request, pool, prev.allocation.ips);
-            }
+        self.replace(service, true, |a| a.take_from_pool(request, index))
+    }
+
+    /// Releases what `service` holds, runs `attempt`, and when it fails gives the service its
+    /// previous IPs back if `keep_on_failure` (nothing else changed in between: every
+    /// allocation step either succeeds or leaves the state as it was).
+    pub(crate) fn replace<T, E>(
+        &mut self,
+        service: &ServiceKey,
+        keep_on_failure: bool,
+        attempt: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let previous = self.services.get(service).map(|h| h.request.clone());
+        let released = self.release(service);
+        let result = attempt(self);
+        if result.is_err()
+            && keep_on_failure
+            && let (Some(request), Some(old)) = (previous, released)
+            && let Some(pool) = self.pool_index_for_all(&old.ips)
+        {
+            self.record(&request, pool, old.ips);
         }
         result
     }
 
-    fn locate_first(&self, ips: &[IpAddr]) -> Option<usize> {
-        ips.first().and_then(|ip| self.locate(ip)).map(|(p, _)| p)
+    /// The pool holding every IP of `ips`, if one does (counting `avoidBuggyIPs`).
+    pub(crate) fn pool_index_for_all(&self, ips: &[IpAddr]) -> Option<usize> {
+        let mut pools = ips.iter().map(|ip| self.locate(ip).map(|(p, _)| p));
+        let first = pools.next()??;
+        pools.all(|p| p == Some(first)).then_some(first)
+    }
+
+    /// Name of the pool holding every IP of `ips`, or `""`.
+    pub(crate) fn pool_name_for_all(&self, ips: &[IpAddr]) -> String {
+        self.pool_index_for_all(ips)
+            .map(|p| self.pool_name(p))
+            .unwrap_or_default()
     }
 
     fn take_from_pool(

@@ -3,7 +3,6 @@
 //! longer allowed, honour requested IPs and the pool annotation, allocate automatically
 //! otherwise, and complete a `PreferDualStack` service with its missing family.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -114,25 +113,12 @@ impl Allocator {
         };
         // An allocation stays legal while its request is unchanged: pool changes re-check
         // every allocation (`set_pools`), and other services are checked against this one.
-        let recheck = if unchanged {
-            Ok(())
-        } else {
-            self.assign(request, &previous.ips).map(drop)
-        };
         let reason = if !request.families.accepts(&previous.ips) {
             Some(ClearReason::FamilyChanged)
-        } else if let Err(e) = recheck {
+        } else if !unchanged && let Err(e) = self.assign(request, &previous.ips) {
             Some(ClearReason::NoLongerAllowed(e))
-        } else if let Some(pool) = request.pool.as_ref().filter(|p| **p != previous.pool) {
-            Some(ClearReason::PoolChanged {
-                requested: pool.clone(),
-            })
-        } else if !request.requested_ips.is_empty()
-            && as_set(&request.requested_ips) != as_set(&previous.ips)
-        {
-            Some(ClearReason::RequestedIpsChanged)
         } else {
-            None
+            requested_change(request, &previous)
         };
         let Some(reason) = reason else {
             let additional_family = match self.add_missing_family(request) {
@@ -155,8 +141,7 @@ impl Allocator {
             reason,
             ClearReason::PoolChanged { .. } | ClearReason::RequestedIpsChanged
         );
-        self.release(&request.service);
-        match self.allocate_new(request) {
+        match self.replace(&request.service, still_valid, |a| a.allocate_new(request)) {
             Ok(allocation) => Ok(Ensured {
                 allocation,
                 newly_allocated: true,
@@ -164,9 +149,6 @@ impl Allocator {
                 additional_family: None,
             }),
             Err(mut failure) if still_valid => {
-                // The held IPs passed `assign` above, so recording them again is legal.
-                self.assign(request, &previous.ips)
-                    .map_err(EnsureError::new)?;
                 failure.kept = Some(previous);
                 Err(failure)
             }
@@ -181,9 +163,8 @@ impl Allocator {
     fn allocate_new(&mut self, request: &AllocationRequest) -> Result<Allocation, EnsureError> {
         if !request.requested_ips.is_empty() {
             if let Some(wanted) = &request.pool {
-                let in_pool = self
-                    .locate_pool_name(&request.requested_ips)
-                    .filter(|p| p != wanted);
+                let in_pool = Some(self.pool_name_for_all(&request.requested_ips))
+                    .filter(|p| !p.is_empty() && p != wanted);
                 if let Some(ip_pool) = in_pool {
                     return Err(EnsureError::new(AllocError::PoolMismatch {
                         service: request.service.clone(),
@@ -202,15 +183,20 @@ impl Allocator {
         }
         .map_err(EnsureError::new)
     }
-
-    fn locate_pool_name(&self, ips: &[IpAddr]) -> Option<String> {
-        ips.first()
-            .and_then(|ip| self.locate(ip))
-            .and_then(|(p, _)| self.pools.pools.get(p))
-            .map(|p| p.name.clone())
-    }
 }
 
-fn as_set(ips: &[IpAddr]) -> BTreeSet<IpAddr> {
-    ips.iter().copied().collect()
+/// What the request asks to change in a held allocation: another pool (the annotation) or
+/// other IPs (`loadBalancerIPs` / `spec.loadBalancerIP`); `None` when it asks for nothing new.
+pub(crate) fn requested_change(
+    request: &AllocationRequest,
+    held: &Allocation,
+) -> Option<ClearReason> {
+    if let Some(pool) = request.pool.as_ref().filter(|p| **p != held.pool) {
+        return Some(ClearReason::PoolChanged {
+            requested: pool.clone(),
+        });
+    }
+    let ips = &request.requested_ips;
+    let same = ips.len() == held.ips.len() && ips.iter().all(|ip| held.ips.contains(ip));
+    (!ips.is_empty() && !same).then_some(ClearReason::RequestedIpsChanged)
 }

@@ -7,7 +7,7 @@ use lb_core::ServiceKey;
 use serde::{Deserialize, Serialize};
 
 use crate::allocator::{Allocation, Allocator};
-use crate::ensure::{ClearReason, Cleared};
+use crate::ensure::{ClearReason, Cleared, requested_change};
 use crate::error::AllocError;
 use crate::pool::PoolSet;
 use crate::request::AllocationRequest;
@@ -77,13 +77,6 @@ impl Allocator {
         change
     }
 
-    /// The pool holding every IP of `ips`, if one does.
-    fn pool_index_for_all(&self, ips: &[IpAddr]) -> Option<usize> {
-        let mut pools = ips.iter().map(|ip| self.locate(ip).map(|(p, _)| p));
-        let first = pools.next()??;
-        pools.all(|p| p == Some(first)).then_some(first)
-    }
-
     /// Rebuilds the state after a restart from what the services record (their
     /// `status.loadBalancer.ingress` IPs) and allocates for the rest.
     ///
@@ -122,7 +115,7 @@ impl Allocator {
                 None => taken_back.push(&request.service),
                 Some(reason) => {
                     let previous = Allocation {
-                        pool: self.pool_label(ips),
+                        pool: self.pool_name_for_all(ips),
                         ips: ips.clone(),
                     };
                     report
@@ -137,11 +130,9 @@ impl Allocator {
             // A recorded allocation taken back as is needs no second look unless the request
             // asks for something else (pool, IPs) or for its missing family.
             let settled = taken_back.binary_search(&service).is_ok()
-                && self.allocation(service).is_some_and(|a| {
-                    request.pool.as_ref().is_none_or(|p| *p == a.pool)
-                        && (request.requested_ips.is_empty()
-                            || same_ips(&request.requested_ips, ips))
-                })
+                && self
+                    .allocation(service)
+                    .is_some_and(|a| requested_change(request, a).is_none())
                 && !(request.families.prefers_dual() && ips.len() == 1);
             if settled {
                 report.kept.push(service.clone());
@@ -159,13 +150,6 @@ impl Allocator {
             }
         }
         report
-    }
-
-    fn pool_label(&self, ips: &[IpAddr]) -> String {
-        self.pool_index_for_all(ips)
-            .and_then(|p| self.pools.pools.get(p))
-            .map(|p| p.name.clone())
-            .unwrap_or_default()
     }
 
     /// Every allocation with its request, ordered by service.
@@ -193,9 +177,4 @@ impl Allocator {
         );
         (allocator, report)
     }
-}
-
-/// True when both lists hold the same IPs, in any order.
-fn same_ips(a: &[IpAddr], b: &[IpAddr]) -> bool {
-    a.len() == b.len() && a.iter().all(|ip| b.contains(ip))
 }
