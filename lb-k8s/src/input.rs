@@ -1,0 +1,163 @@
+//! Reading Kubernetes objects from multi-document YAML (files or stdin), the way `kubectl apply
+//! -f` would see them: `metallb.io` objects, a legacy MetalLB ConfigMap, Namespaces, Nodes,
+//! Services, EndpointSlices and Secrets. `v1/List` documents (`kubectl get -o yaml`) are
+//! expanded.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::crd::{
+    BFDProfile, BGPAdvertisement, Community, IPAddressPool, L2Advertisement, v1beta1, v1beta2,
+};
+
+/// The namespace MetalLB's objects live in unless told otherwise.
+pub const DEFAULT_NAMESPACE: &str = "metallb-system";
+
+/// Everything read from the input, by kind, in input order.
+#[derive(Debug, Clone, Default)]
+pub struct Objects {
+    /// `IPAddressPool`s.
+    pub pools: Vec<IPAddressPool>,
+    /// `L2Advertisement`s.
+    pub l2_advertisements: Vec<L2Advertisement>,
+    /// `BGPAdvertisement`s.
+    pub bgp_advertisements: Vec<BGPAdvertisement>,
+    /// `Community` alias lists.
+    pub communities: Vec<Community>,
+    /// `BFDProfile`s.
+    pub bfd_profiles: Vec<BFDProfile>,
+    /// `BGPPeer`s; v1beta1 objects are converted to v1beta2 on reading.
+    pub peers: Vec<v1beta2::BGPPeer>,
+    /// Secrets (for `BGPPeer.spec.passwordSecret`).
+    pub secrets: Vec<Secret>,
+    /// Namespaces (their labels resolve `namespaceSelectors`).
+    pub namespaces: Vec<Namespace>,
+    /// Nodes (labels, conditions).
+    pub nodes: Vec<Node>,
+    /// Services.
+    pub services: Vec<Service>,
+    /// EndpointSlices.
+    pub endpoint_slices: Vec<EndpointSlice>,
+    /// Legacy MetalLB ConfigMaps (a `config` key), kept as read.
+    pub legacy_config_maps: Vec<ConfigMap>,
+    /// Things read but not used, or used in a deprecated form.
+    pub warnings: Vec<String>,
+}
+
+/// A document that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{source_name}: document {document}: {reason}")]
+pub struct InputError {
+    /// File name, or `-` for stdin.
+    pub source_name: String,
+    /// 1-based document number within the source.
+    pub document: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Objects {
+    /// Adds every object of one multi-document YAML text.
+    ///
+    /// Fails on YAML syntax errors, on a document that is not a mapping with `apiVersion` and
+    /// `kind`, and on a known kind whose fields have the wrong shape (the error names the kind,
+    /// the object and serde's reason). Unknown kinds are skipped with a warning.
+    pub fn add_yaml(&mut self, source_name: &str, text: &str) -> Result<(), InputError> {
+        let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| InputError {
+            source_name: source_name.into(),
+            document: 1,
+            reason: format!("invalid YAML: {e}"),
+        })?;
+        for (i, doc) in documents.into_iter().enumerate() {
+            let err = |reason: String| InputError {
+                source_name: source_name.into(),
+                document: i + 1,
+                reason,
+            };
+            self.add_value(doc).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Adds one object given as a JSON value (a `v1/List` adds its items).
+    ///
+    /// Fails like [`Objects::add_yaml`], with the reason only.
+    pub fn add_value(&mut self, doc: Value) -> Result<(), String> {
+        if doc.is_null() {
+            return Ok(());
+        }
+        let Some(map) = doc.as_object() else {
+            return Err("not a Kubernetes object (expected a mapping)".into());
+        };
+        let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
+        if kind.is_empty() || api_version.is_empty() {
+            return Err("object without apiVersion or kind".into());
+        }
+        let name = map
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let what = format!("{kind}/{name}");
+        let (api_version, kind) = (api_version.to_string(), kind.to_string());
+        match (api_version.as_str(), kind.as_str()) {
+            (_, "List") => {
+                let items = doc.get("items").and_then(Value::as_array).cloned();
+                for item in items.unwrap_or_default() {
+                    self.add_value(item)?;
+                }
+            }
+            ("metallb.io/v1beta1", "IPAddressPool") => self.pools.push(typed(&what, doc)?),
+            ("metallb.io/v1beta1", "L2Advertisement") => {
+                self.l2_advertisements.push(typed(&what, doc)?);
+            }
+            ("metallb.io/v1beta1", "BGPAdvertisement") => {
+                self.bgp_advertisements.push(typed(&what, doc)?);
+            }
+            ("metallb.io/v1beta1", "Community") => self.communities.push(typed(&what, doc)?),
+            ("metallb.io/v1beta1", "BFDProfile") => self.bfd_profiles.push(typed(&what, doc)?),
+            ("metallb.io/v1beta2", "BGPPeer") => self.peers.push(typed(&what, doc)?),
+            ("metallb.io/v1beta1", "BGPPeer") => {
+                let old: v1beta1::BGPPeer = typed(&what, doc)?;
+                self.warnings.push(format!(
+                    "{what}: metallb.io/v1beta1 BGPPeer is deprecated; read as v1beta2"
+                ));
+                self.peers.push(v1beta2::BGPPeer::from(&old));
+            }
+            (
+                "metallb.io/v1beta1",
+                "ServiceL2Status" | "ServiceBGPStatus" | "ConfigurationState",
+            ) => {
+                // Written by the daemons; nothing to plan from.
+            }
+            ("v1", "Namespace") => self.namespaces.push(typed(&what, doc)?),
+            ("v1", "Node") => self.nodes.push(typed(&what, doc)?),
+            ("v1", "Service") => self.services.push(typed(&what, doc)?),
+            ("v1", "Secret") => self.secrets.push(typed(&what, doc)?),
+            ("discovery.k8s.io/v1", "EndpointSlice") => {
+                self.endpoint_slices.push(typed(&what, doc)?);
+            }
+            ("v1", "ConfigMap") => {
+                let cm: ConfigMap = typed(&what, doc)?;
+                if cm.data.as_ref().is_some_and(|d| d.contains_key("config")) {
+                    self.legacy_config_maps.push(cm);
+                } else {
+                    self.warnings
+                        .push(format!("{what}: ConfigMap without a `config` key, ignored"));
+                }
+            }
+            _ => self
+                .warnings
+                .push(format!("{what}: {api_version} {kind} is not used, ignored")),
+        }
+        Ok(())
+    }
+}
+
+fn typed<T: DeserializeOwned>(what: &str, doc: Value) -> Result<T, String> {
+    serde_json::from_value(doc).map_err(|e| format!("{what}: {e}"))
+}

@@ -1,0 +1,13 @@
+//! The Kubernetes side of the load balancer: MetalLB-compatible custom resources, the one
+//! configuration validator, translation into the pure allocation and announcement configs,
+//! the per-node desired announcements, the legacy ConfigMap converter, and the offline
+//! `plan` engine behind the `lb-k8s` binary.
+//!
+//! Everything in this library is pure: it takes objects and returns data. The binary adds
+//! file reading and printing.
+
+pub mod config;
+pub mod crd;
+pub mod duration;
+pub mod input;
+pub mod service;
