@@ -90,7 +90,7 @@ impl Families {
     /// True when a current allocation may be kept for these families (MetalLB's
     /// `serviceFamilyChanged` negated): an exact match, or one IP of either family for a
     /// `PreferDualStack` service.
-    pub(crate) fn accepts(self, ips: &[IpAddr]) -> bool {
+    pub fn accepts(self, ips: &[IpAddr]) -> bool {
         self.matches_exactly(ips) || (self.prefers_dual() && ips.len() == 1)
     }
 }

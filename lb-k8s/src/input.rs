@@ -104,6 +104,16 @@ impl Objects {
             .to_string();
         let what = format!("{kind}/{name}");
         let (api_version, kind) = (api_version.to_string(), kind.to_string());
+        let mut doc = doc;
+        if api_version.starts_with("metallb.io/")
+            && kind != "IPAddressPool"
+            && let Some(map) = doc.as_object_mut()
+        {
+            // Only IPAddressPool requires a spec; `kind: L2Advertisement` alone means "every
+            // pool, every node".
+            map.entry("spec")
+                .or_insert_with(|| Value::Object(Default::default()));
+        }
         match (api_version.as_str(), kind.as_str()) {
             (_, "List") => {
                 let items = doc.get("items").and_then(Value::as_array).cloned();

@@ -6,8 +6,11 @@
 //! Everything in this library is pure: it takes objects and returns data. The binary adds
 //! file reading and printing.
 
+pub mod announce;
 pub mod config;
 pub mod crd;
 pub mod duration;
 pub mod input;
+pub mod legacy;
+pub mod plan;
 pub mod service;

@@ -20,7 +20,9 @@ pub use status::{
     ServiceL2StatusSpec, ServiceL2StatusStatus,
 };
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
 use kube::CustomResourceExt;
 
 /// Every CRD this project installs, in a stable order (sorted by plural name).
@@ -32,16 +34,32 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         vec![v1beta1::BGPPeer::crd(), v1beta2::BGPPeer::crd()],
         "v1beta2",
     );
+    let mut configuration_state = ConfigurationState::crd();
+    edit_schemas(&mut configuration_state, |schema| {
+        // MetalLB's ConfigurationState has no spec at all.
+        if let Some(p) = schema.properties.as_mut() {
+            p.remove("spec");
+        }
+        schema.required = None;
+    });
     let mut crds = vec![
         BFDProfile::crd(),
         BGPAdvertisement::crd(),
         Community::crd(),
-        ConfigurationState::crd(),
+        configuration_state,
         IPAddressPool::crd(),
         L2Advertisement::crd(),
         ServiceBGPStatus::crd(),
         ServiceL2Status::crd(),
     ];
+    for crd in crds
+        .iter_mut()
+        .filter(|c| c.spec.names.kind != "IPAddressPool")
+    {
+        // Only IPAddressPool requires a spec in MetalLB; `kind: L2Advertisement` with no
+        // spec at all (every pool, every node) is the most common object there is.
+        edit_schemas(crd, |schema| schema.required = None);
+    }
     match peers {
         Ok(crd) => crds.push(crd),
         // Both versions come from this file with the same names; merge_crds cannot fail on
@@ -50,6 +68,19 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
     }
     crds.sort_by(|a, b| a.spec.names.plural.cmp(&b.spec.names.plural));
     crds
+}
+
+/// Applies `edit` to the top-level schema of every version of `crd`.
+fn edit_schemas(crd: &mut CustomResourceDefinition, edit: impl Fn(&mut JSONSchemaProps)) {
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            edit(schema);
+        }
+    }
 }
 
 /// Every CRD as one multi-document YAML stream, each document preceded by `---`.

@@ -1,0 +1,102 @@
+//! BGP (reference c.2): every eligible node advertises, so routers get one path per node
+//! (ECMP); `externalTrafficPolicy: Local` limits that to nodes with a local endpoint.
+
+use std::collections::BTreeSet;
+
+use ipnet::IpNet;
+use lb_core::IpFamily;
+
+use super::{BgpEntry, Cluster, NodeState, ServiceState};
+use crate::config::BgpAdvertisement;
+use crate::config::selector::any_matches;
+
+/// The entries `me` advertises for `service`, or MetalLB's reason for not advertising.
+pub(super) fn decide(
+    cluster: Cluster<'_>,
+    me: &NodeState,
+    service: &ServiceState,
+    pool: &str,
+) -> Result<Vec<BgpEntry>, &'static str> {
+    let pool_ads: Vec<&BgpAdvertisement> = cluster.config.bgp_advertisements_for(pool).collect();
+    if !pool_ads
+        .iter()
+        .any(|a| any_matches(&a.node_selectors, &me.labels))
+    {
+        return Err("notOwner");
+    }
+    let ads: Vec<&BgpAdvertisement> = pool_ads
+        .into_iter()
+        .filter(|a| any_matches(&a.node_selectors, &me.labels))
+        .filter(|a| any_matches(&a.service_selectors, &service.view.labels))
+        .collect();
+    if ads.is_empty() {
+        return Err("noMatchingAdvertisement");
+    }
+    if conflicting(&ads, service) {
+        return Err("conflictingAdvertisements");
+    }
+    if me.network_unavailable {
+        return Err("nodeNetworkUnavailable");
+    }
+    if me.excluded(cluster.ignore_exclude_lb) {
+        return Err("nodeLabeledExcludeBalancers");
+    }
+    if service.is_local() && !service.has_usable_endpoint_on(&me.name) {
+        return Err("noLocalEndpoints");
+    }
+    if !service.has_usable_endpoint() {
+        return Err("noEndpoints");
+    }
+    // The peers this node has sessions with.
+    let my_peers: BTreeSet<&str> = cluster
+        .config
+        .peers
+        .iter()
+        .filter(|p| any_matches(&p.node_selectors, &me.labels))
+        .map(|p| p.name.as_str())
+        .collect();
+    let mut out = Vec::new();
+    for ip in &service.view.ingress_ips {
+        for ad in &ads {
+            let length = ad.aggregation_for(IpFamily::of(ip));
+            let Ok(prefix) = IpNet::new(*ip, length).map(|n| n.trunc()) else {
+                continue;
+            };
+            let peers: Vec<String> = my_peers
+                .iter()
+                .filter(|p| ad.peers.is_empty() || ad.peers.iter().any(|x| x == *p))
+                .map(|p| (*p).to_string())
+                .collect();
+            out.push(BgpEntry {
+                service: service.view.key.to_string(),
+                prefix,
+                peers,
+                communities: ad.communities.iter().map(ToString::to_string).collect(),
+                large_communities: ad
+                    .large_communities
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                local_pref: (ad.local_pref != 0).then_some(ad.local_pref),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Two advertisements of the service with different LOCAL_PREF for the same prefix length
+/// and overlapping peers: routers would get contradictory paths, so MetalLB announces neither.
+fn conflicting(ads: &[&BgpAdvertisement], service: &ServiceState) -> bool {
+    let families: BTreeSet<IpFamily> = service.view.ingress_ips.iter().map(IpFamily::of).collect();
+    ads.iter().enumerate().any(|(i, a)| {
+        ads.iter().skip(i + 1).any(|b| {
+            a.local_pref != b.local_pref
+                && families
+                    .iter()
+                    .any(|f| a.aggregation_for(*f) == b.aggregation_for(*f))
+                && (a.peers.is_empty()
+                    || b.peers.is_empty()
+                    || a.peers.iter().any(|p| b.peers.contains(p)))
+        })
+    })
+}

@@ -1,0 +1,329 @@
+//! What one node announces, computed from data alone: the configuration, the Services with
+//! their IPs, their endpoints, the Nodes and which speakers are alive. MetalLB's speaker
+//! rules (reference c.1 and c.2), every "not announced" with MetalLB's reason.
+//!
+//! Every speaker that sees the same inputs computes the same answer for every node, which is
+//! what makes the stateless layer-2 election work.
+
+mod bgp;
+mod l2;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use lb_alloc::Labels;
+use lb_core::{Announcement, BgpAttributes, L2Attributes, ServiceKey, TrafficPolicy};
+use serde::Serialize;
+
+use crate::config::{Config, labels_of};
+use crate::service::ServiceView;
+
+/// The label that keeps a node from announcing (unless `--ignore-exclude-lb`).
+pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// A node as the announcement rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeState {
+    /// Node name.
+    pub name: String,
+    /// Node labels.
+    pub labels: Labels,
+    /// The `NetworkUnavailable` condition is `True`.
+    pub network_unavailable: bool,
+}
+
+impl NodeState {
+    /// Reads a Node object.
+    pub fn from_node(node: &Node) -> Self {
+        let network_unavailable = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
+            });
+        Self {
+            name: node.metadata.name.clone().unwrap_or_default(),
+            labels: labels_of(&node.metadata),
+            network_unavailable,
+        }
+    }
+
+    fn excluded(&self, ignore_exclude_lb: bool) -> bool {
+        !ignore_exclude_lb && self.labels.contains_key(EXCLUDE_LABEL)
+    }
+}
+
+/// One endpoint of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointState {
+    /// The node it runs on.
+    pub node: Option<String>,
+    /// Ready (or unset), or serving: MetalLB's "can serve".
+    pub usable: bool,
+    /// It has at least one address.
+    pub has_addresses: bool,
+}
+
+/// The endpoints of service `key` from all EndpointSlices (matched by the
+/// `kubernetes.io/service-name` label in the service's namespace).
+pub fn endpoints_of(key: &ServiceKey, slices: &[EndpointSlice]) -> Vec<EndpointState> {
+    slices
+        .iter()
+        .filter(|s| {
+            s.metadata.namespace.as_deref().unwrap_or("default") == &*key.namespace
+                && s.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("kubernetes.io/service-name"))
+                    .is_some_and(|n| n == &*key.name)
+        })
+        .flat_map(|s| s.endpoints.iter().flatten())
+        .map(|e| {
+            let c = e.conditions.as_ref();
+            let ready = c.and_then(|c| c.ready);
+            let serving = c.and_then(|c| c.serving);
+            EndpointState {
+                node: e.node_name.clone(),
+                usable: ready.unwrap_or(true) || serving == Some(true),
+                has_addresses: !e.addresses.is_empty(),
+            }
+        })
+        .collect()
+}
+
+/// A service as the announcement rules see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceState {
+    /// Identity, labels, traffic policy, sharing key, IPs (`ingress_ips`).
+    pub view: ServiceView,
+    /// Its endpoints.
+    pub endpoints: Vec<EndpointState>,
+}
+
+impl ServiceState {
+    fn has_usable_endpoint(&self) -> bool {
+        self.endpoints.iter().any(|e| e.usable)
+    }
+
+    fn has_usable_endpoint_on(&self, node: &str) -> bool {
+        self.endpoints
+            .iter()
+            .any(|e| e.usable && e.has_addresses && e.node.as_deref() == Some(node))
+    }
+
+    fn is_local(&self) -> bool {
+        self.view.traffic_policy == TrafficPolicy::Local
+    }
+}
+
+/// Everything the rules need.
+#[derive(Debug, Clone, Copy)]
+pub struct Cluster<'a> {
+    /// The validated configuration.
+    pub config: &'a Config,
+    /// Services (only LoadBalancer Services with IPs are considered).
+    pub services: &'a [ServiceState],
+    /// All nodes.
+    pub nodes: &'a [NodeState],
+    /// Nodes whose speaker is alive.
+    pub live_speakers: &'a BTreeSet<String>,
+    /// Announce from nodes labelled [`EXCLUDE_LABEL`] anyway (`--ignore-exclude-lb`).
+    pub ignore_exclude_lb: bool,
+}
+
+/// Protocol of an announcement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnnounceProtocol {
+    /// ARP / NDP.
+    Layer2,
+    /// BGP.
+    Bgp,
+}
+
+/// A layer-2 announcement of one IP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct L2Entry {
+    /// `namespace/name`.
+    pub service: String,
+    /// The IP.
+    pub ip: IpAddr,
+    /// Interfaces to announce on; empty means all eligible interfaces.
+    pub interfaces: Vec<String>,
+}
+
+/// A BGP advertisement of one prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BgpEntry {
+    /// `namespace/name`.
+    pub service: String,
+    /// The prefix (IP masked to the aggregation length).
+    pub prefix: ipnet::IpNet,
+    /// Peers it goes to.
+    pub peers: Vec<String>,
+    /// Standard communities.
+    pub communities: Vec<String>,
+    /// Large communities.
+    pub large_communities: Vec<String>,
+    /// LOCAL_PREF (iBGP sessions only), when set.
+    pub local_pref: Option<u32>,
+}
+
+/// A service this node does not announce over a protocol, and MetalLB's reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotAnnounced {
+    /// `namespace/name`.
+    pub service: String,
+    /// The protocol.
+    pub protocol: AnnounceProtocol,
+    /// `notOwner`, `noMatchingAdvertisement`, `noEndpoints`, `noLocalEndpoints`,
+    /// `sharedIPWithServiceSelector`, `conflictingAdvertisements`, `nodeNetworkUnavailable`,
+    /// `nodeLabeledExcludeBalancers`, `ipNotAllowed`, `speakerDown`.
+    pub reason: String,
+}
+
+/// What one node announces.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NodeAnnouncements {
+    /// Node name.
+    pub name: String,
+    /// Layer-2 announcements.
+    pub l2: Vec<L2Entry>,
+    /// BGP advertisements.
+    pub bgp: Vec<BgpEntry>,
+    /// Services not announced, per protocol, with the reason.
+    pub not_announced: Vec<NotAnnounced>,
+}
+
+impl NodeAnnouncements {
+    /// The same, as the per-service [`Announcement`]s the backends take.
+    pub fn to_announcements(&self, services: &[ServiceState]) -> Vec<Announcement> {
+        let mut out = Vec::new();
+        for s in services {
+            let name = s.view.key.to_string();
+            let l2: Vec<&L2Entry> = self.l2.iter().filter(|e| e.service == name).collect();
+            let bgp: Vec<&BgpEntry> = self.bgp.iter().filter(|e| e.service == name).collect();
+            if l2.is_empty() && bgp.is_empty() {
+                continue;
+            }
+            out.push(Announcement {
+                service: s.view.key.clone(),
+                ips: s.view.ingress_ips.clone(),
+                l2: l2.first().map(|e| L2Attributes {
+                    interfaces: e.interfaces.clone(),
+                }),
+                bgp: (!bgp.is_empty()).then(|| BgpAttributes {
+                    advertisements: bgp
+                        .iter()
+                        .map(|e| lb_core::BgpAdvertisement {
+                            prefix: e.prefix,
+                            local_pref: e.local_pref,
+                            communities: e
+                                .communities
+                                .iter()
+                                .filter_map(|c| c.parse().ok())
+                                .collect(),
+                            large_communities: e
+                                .large_communities
+                                .iter()
+                                .filter_map(|c| c.parse().ok())
+                                .collect(),
+                            peers: e.peers.clone(),
+                        })
+                        .collect(),
+                }),
+            });
+        }
+        out
+    }
+}
+
+/// Computes what `node` announces.
+///
+/// A node unknown to `cluster.nodes` is treated as a node without labels. A node whose
+/// speaker is not alive announces nothing (reason `speakerDown`).
+pub fn for_node(cluster: Cluster<'_>, node: &str) -> NodeAnnouncements {
+    let me = cluster
+        .nodes
+        .iter()
+        .find(|n| n.name == node)
+        .cloned()
+        .unwrap_or_else(|| NodeState {
+            name: node.to_string(),
+            labels: Labels::new(),
+            network_unavailable: false,
+        });
+    let mut out = NodeAnnouncements {
+        name: node.to_string(),
+        ..Default::default()
+    };
+    let alive = cluster.live_speakers.contains(node);
+    let mut services: Vec<&ServiceState> = cluster
+        .services
+        .iter()
+        .filter(|s| s.view.is_load_balancer && !s.view.ingress_ips.is_empty())
+        .collect();
+    services.sort_by(|a, b| a.view.key.cmp(&b.view.key));
+    for service in services {
+        let name = service.view.key.to_string();
+        let mut not = |protocol, reason: &str| {
+            out.not_announced.push(NotAnnounced {
+                service: name.clone(),
+                protocol,
+                reason: reason.to_string(),
+            });
+        };
+        let pool = cluster
+            .config
+            .pools
+            .pools()
+            .iter()
+            .find(|p| service.view.ingress_ips.iter().all(|ip| p.contains(ip)));
+        let Some(pool) = pool else {
+            not(AnnounceProtocol::Layer2, "ipNotAllowed");
+            not(AnnounceProtocol::Bgp, "ipNotAllowed");
+            continue;
+        };
+        let has_l2 = cluster
+            .config
+            .l2_advertisements_for(pool.name())
+            .next()
+            .is_some();
+        let has_bgp = cluster
+            .config
+            .bgp_advertisements_for(pool.name())
+            .next()
+            .is_some();
+        let (check_l2, check_bgp) = if has_l2 || has_bgp {
+            (has_l2, has_bgp)
+        } else {
+            (true, true)
+        };
+        if !alive {
+            if check_l2 {
+                not(AnnounceProtocol::Layer2, "speakerDown");
+            }
+            if check_bgp {
+                not(AnnounceProtocol::Bgp, "speakerDown");
+            }
+            continue;
+        }
+        if check_l2 {
+            match l2::decide(cluster, &me, service, pool.name()) {
+                Ok(entries) => out.l2.extend(entries),
+                Err(reason) => not(AnnounceProtocol::Layer2, reason),
+            }
+        }
+        if check_bgp {
+            match bgp::decide(cluster, &me, service, pool.name()) {
+                Ok(entries) => out.bgp.extend(entries),
+                Err(reason) => not(AnnounceProtocol::Bgp, reason),
+            }
+        }
+    }
+    out
+}

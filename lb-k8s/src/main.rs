@@ -1,0 +1,230 @@
+//! The `lb-k8s` binary: offline commands on MetalLB-compatible objects.
+//!
+//! - `lb-k8s crds`: the CRD manifests.
+//! - `lb-k8s validate -f FILE...`: exit 0 when the configuration is valid, 1 otherwise.
+//! - `lb-k8s convert -f CONFIGMAP.yaml`: a legacy MetalLB ConfigMap as `metallb.io` objects.
+//! - `lb-k8s plan -f FILE...`: allocations and per-node announcements, as the controller and
+//!   the speakers would compute them.
+
+#![allow(clippy::print_stdout)] // a CLI prints its results
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use lb_k8s::config::{Config, ConfigError};
+use lb_k8s::input::{DEFAULT_NAMESPACE, Objects};
+use lb_k8s::plan::{PlanOptions, plan};
+use lb_k8s::{crd, legacy};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    name = "lb-k8s",
+    version,
+    about = "MetalLB-compatible load balancer for Kubernetes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ValidateFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlanFormat {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions as YAML.
+    Crds,
+    /// Validate metallb.io objects (and a legacy ConfigMap); exit 1 with one error per line.
+    Validate {
+        /// Files with multi-document YAML; `-` reads stdin.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<String>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+        output: ValidateFormat,
+        /// Namespace MetalLB's objects must be in.
+        #[arg(long, default_value = DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+    /// Convert a legacy MetalLB ConfigMap (key `config`) to metallb.io objects.
+    Convert {
+        /// The ConfigMap file; `-` reads stdin.
+        #[arg(short = 'f', long = "filename", required = true)]
+        file: String,
+    },
+    /// Allocate IPs and show what every node announces, without a cluster.
+    Plan {
+        /// Files with multi-document YAML; `-` reads stdin.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<String>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+        output: PlanFormat,
+        /// Show only this node.
+        #[arg(long)]
+        node: Option<String>,
+        /// Treat this node's speaker as dead (repeatable).
+        #[arg(long)]
+        down: Vec<String>,
+        /// Handle only Services of this loadBalancerClass (default: only those without one).
+        #[arg(long)]
+        lb_class: Option<String>,
+        /// Announce from nodes labelled node.kubernetes.io/exclude-from-external-load-balancers.
+        #[arg(long)]
+        ignore_exclude_lb: bool,
+        /// Namespace MetalLB's objects must be in.
+        #[arg(long, default_value = DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+}
+
+fn read_source(name: &str) -> anyhow::Result<String> {
+    if name == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading stdin")?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(name).with_context(|| format!("reading {name}"))
+    }
+}
+
+fn read_objects(files: &[String]) -> anyhow::Result<Objects> {
+    let mut objects = Objects::default();
+    for f in files {
+        let text = read_source(f)?;
+        objects.add_yaml(f, &text)?;
+    }
+    legacy::expand(&mut objects)?;
+    Ok(objects)
+}
+
+#[derive(Serialize)]
+struct JsonError<'a> {
+    kind: &'a str,
+    name: &'a str,
+    field: &'a str,
+    reason: &'a str,
+    transient: bool,
+}
+
+fn validate(files: &[String], output: ValidateFormat, namespace: &str) -> anyhow::Result<ExitCode> {
+    let objects = read_objects(files)?;
+    let (errors, warnings): (Vec<ConfigError>, Vec<String>) =
+        match Config::from_objects_in(&objects, namespace) {
+            Ok(c) => (Vec::new(), [objects.warnings.clone(), c.warnings].concat()),
+            Err(e) => (e.0, objects.warnings.clone()),
+        };
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    match output {
+        ValidateFormat::Json => {
+            let list: Vec<JsonError<'_>> = errors
+                .iter()
+                .map(|e| JsonError {
+                    kind: &e.kind,
+                    name: &e.name,
+                    field: &e.field,
+                    reason: &e.reason,
+                    transient: e.transient,
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        ValidateFormat::Text => {
+            for e in &errors {
+                println!("{e}{}", if e.transient { " (transient)" } else { "" });
+            }
+        }
+    }
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Crds => {
+            print!("{}", crd::crds_yaml()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate {
+            files,
+            output,
+            namespace,
+        } => validate(&files, output, &namespace),
+        Command::Convert { file } => {
+            let mut objects = Objects::default();
+            objects.add_yaml(&file, &read_source(&file)?)?;
+            if objects.legacy_config_maps.is_empty() {
+                bail!("{file}: no ConfigMap with a `config` key");
+            }
+            for cm in &objects.legacy_config_maps {
+                print!("{}", legacy::convert(cm)?.to_yaml()?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan {
+            files,
+            output,
+            node,
+            down,
+            lb_class,
+            ignore_exclude_lb,
+            namespace,
+        } => {
+            let objects = read_objects(&files)?;
+            let options = PlanOptions {
+                node,
+                down: down.into_iter().collect::<BTreeSet<_>>(),
+                namespace,
+                lb_class,
+                ignore_exclude_lb,
+            };
+            match plan(&objects, &options) {
+                Ok(p) => {
+                    match output {
+                        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&p)?),
+                        PlanFormat::Table => print!("{}", p.to_table()),
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("{e}");
+                    }
+                    eprintln!("configuration is invalid: nothing planned");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lb-k8s: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
