@@ -67,6 +67,10 @@ pub(super) fn decide(
                 .filter(|p| ad.peers.is_empty() || ad.peers.iter().any(|x| x == *p))
                 .map(|p| (*p).to_string())
                 .collect();
+            if peers.is_empty() {
+                // No session of this node takes this advertisement.
+                continue;
+            }
             out.push(BgpEntry {
                 service: service.view.key.to_string(),
                 prefix,
@@ -80,6 +84,10 @@ pub(super) fn decide(
                 local_pref: (ad.local_pref != 0).then_some(ad.local_pref),
             });
         }
+    }
+    if out.is_empty() {
+        // Not a MetalLB reason: MetalLB "announces" to no session at all and says nothing.
+        return Err("noPeers");
     }
     Ok(out)
 }

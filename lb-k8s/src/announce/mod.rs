@@ -182,7 +182,9 @@ pub struct NotAnnounced {
     pub protocol: AnnounceProtocol,
     /// `notOwner`, `noMatchingAdvertisement`, `noEndpoints`, `noLocalEndpoints`,
     /// `sharedIPWithServiceSelector`, `conflictingAdvertisements`, `nodeNetworkUnavailable`,
-    /// `nodeLabeledExcludeBalancers`, `ipNotAllowed`, `speakerDown`.
+    /// `nodeLabeledExcludeBalancers`, `ipNotAllowed`, and two of our own: `speakerDown` (the
+    /// node's speaker is not alive) and `noPeers` (no BGP session of this node takes the
+    /// service's advertisements).
     pub reason: String,
 }
 
