@@ -183,7 +183,8 @@ fn checked_in_crds_match_the_generated_ones() {
 #[test]
 fn generated_crds_cover_every_kind_with_the_versions_metallb_serves() {
     let crds = crd::all_crds();
-    let kinds: Vec<(&str, Vec<(&str, bool, bool)>)> = crds
+    type Versions<'a> = Vec<(&'a str, bool, bool)>;
+    let kinds: Vec<(&str, Versions<'_>)> = crds
         .iter()
         .map(|c| {
             (

@@ -134,7 +134,7 @@ pub(super) fn aliases(
                     out.insert(alias.name.clone(), c);
                 }
                 Err(reason) => {
-                    errors.push(ConfigError::new("Community", name, field("value"), reason))
+                    errors.push(ConfigError::new("Community", name, field("value"), reason));
                 }
             }
         }
@@ -238,6 +238,7 @@ pub(super) fn l2(
 }
 
 /// What the BGP checks need besides the advertisements.
+#[derive(Clone, Copy)]
 pub(super) struct BgpContext<'a> {
     pub(super) pools: &'a Option<PoolSet>,
     pub(super) pool_labels: &'a BTreeMap<String, Labels>,

@@ -237,7 +237,7 @@ pub(super) fn build(
                     errors.push(err(
                         "spec.sourceAddress",
                         format!("{a:?} is not an IP address"),
-                    ))
+                    ));
                 })
                 .ok()
         });
@@ -248,7 +248,7 @@ pub(super) fn build(
                     errors.push(err(
                         "spec.routerID",
                         format!("{a:?} is not an IPv4 address"),
-                    ))
+                    ));
                 })
                 .ok()
         });

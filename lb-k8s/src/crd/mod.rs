@@ -1,6 +1,10 @@
 //! The `metallb.io` custom resources, field for field compatible with MetalLB, and the CRD
 //! manifests generated from them (`lb-k8s crds`, `deploy/crds/`).
 
+// `printcolumn(type_ = ...)` repeats per column inside `#[kube]`; clippy takes the repeats for
+// duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 mod advertisement;
 mod community;
 mod peer;
