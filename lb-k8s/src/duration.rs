@@ -73,6 +73,23 @@ fn scale(number: &str, unit: u128) -> Option<u128> {
     Some(value)
 }
 
+/// Parses a Go duration and truncates it to whole seconds, as MetalLB does for BGP timers.
+///
+/// Fails like [`parse_go_duration`].
+pub fn parse_whole_seconds(text: &str) -> Result<Duration, String> {
+    parse_go_duration(text).map(|d| Duration::from_secs(d.as_secs()))
+}
+
+/// Checks a BGP hold time: 0 (no keepalives) or at least 3 s (RFC 4271 §4.2).
+///
+/// Fails with a reason naming the value otherwise.
+pub fn check_hold_time(hold: Duration) -> Result<(), String> {
+    if !hold.is_zero() && hold < Duration::from_secs(3) {
+        return Err(format!("{}s: must be 0 or at least 3s", hold.as_secs()));
+    }
+    Ok(())
+}
+
 /// Formats a whole-second duration the way Go prints it (`1m30s`, `90s` becomes `1m30s`).
 pub fn format_go_duration(d: Duration) -> String {
     let secs = d.as_secs();

@@ -19,7 +19,7 @@ use crate::crd::{
     BFDProfile, BFDProfileSpec, BGPAdvertisement, BGPAdvertisementSpec, Community, CommunityAlias,
     CommunitySpec, IPAddressPool, IPAddressPoolSpec, L2Advertisement, L2AdvertisementSpec, v1beta2,
 };
-use crate::duration::{format_go_duration, parse_go_duration};
+use crate::duration::{check_hold_time, format_go_duration, parse_whole_seconds};
 use crate::input::{DEFAULT_NAMESPACE, Objects};
 
 /// Why a legacy configuration cannot be converted.
@@ -264,14 +264,8 @@ pub fn convert(config_map: &ConfigMap) -> Result<Converted, LegacyError> {
         let hold = match p.hold_time.as_deref().filter(|h| !h.is_empty()) {
             None => Duration::from_secs(90),
             Some(h) => {
-                let d = parse_go_duration(h).map_err(|r| err(&field("hold-time"), r))?;
-                let d = Duration::from_secs(d.as_secs());
-                if !d.is_zero() && d < Duration::from_secs(3) {
-                    return Err(err(
-                        &field("hold-time"),
-                        format!("{h:?}: must be 0 or at least 3s"),
-                    ));
-                }
+                let d = parse_whole_seconds(h).map_err(|r| err(&field("hold-time"), r))?;
+                check_hold_time(d).map_err(|r| err(&field("hold-time"), r))?;
                 d
             }
         };
@@ -280,8 +274,8 @@ pub fn convert(config_map: &ConfigMap) -> Result<Converted, LegacyError> {
             .as_deref()
             .filter(|k| !k.is_empty())
             .map(|k| {
-                parse_go_duration(k)
-                    .map(|d| format_go_duration(Duration::from_secs(d.as_secs())))
+                parse_whole_seconds(k)
+                    .map(format_go_duration)
                     .map_err(|r| err(&field("keepalive-time"), r))
             })
             .transpose()?;

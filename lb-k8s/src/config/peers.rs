@@ -14,7 +14,7 @@ use super::advertisements::BgpAdvertisement;
 use super::selector::{At, convert_list};
 use super::{ConfigError, name_of};
 use crate::crd::{BFDProfile, v1beta2};
-use crate::duration::parse_go_duration;
+use crate::duration::{check_hold_time, parse_whole_seconds};
 
 const KIND: &str = "BGPPeer";
 /// Hold time when a peer sets none (MetalLB's native default).
@@ -136,15 +136,9 @@ pub(super) fn bfd_profiles(
     out
 }
 
-/// Whole seconds of a duration field, or the error.
-fn seconds(field: &str, value: Option<&str>) -> Result<Option<Duration>, String> {
-    value
-        .map(|v| {
-            parse_go_duration(v)
-                .map(|d| Duration::from_secs(d.as_secs()))
-                .map_err(|reason| format!("{reason} (field {field})"))
-        })
-        .transpose()
+/// Whole seconds of an optional duration field, or the error.
+fn seconds(value: Option<&str>) -> Result<Option<Duration>, String> {
+    value.map(parse_whole_seconds).transpose()
 }
 
 /// Validates and translates the peers (sorted by name).
@@ -257,11 +251,11 @@ pub(super) fn build(
             errors.push(err("spec.peerPort", format!("{port} is outside 1..=16384")));
         }
 
-        let hold = seconds("holdTime", s.hold_time.as_deref())
+        let hold = seconds(s.hold_time.as_deref())
             .map_err(|r| errors.push(err("spec.holdTime", r)))
             .ok()
             .flatten();
-        let keepalive = seconds("keepaliveTime", s.keepalive_time.as_deref())
+        let keepalive = seconds(s.keepalive_time.as_deref())
             .map_err(|r| errors.push(err("spec.keepaliveTime", r)))
             .ok()
             .flatten();
@@ -271,11 +265,8 @@ pub(super) fn build(
             (None, Some(k)) => (k * 3, k),
             (None, None) => (DEFAULT_HOLD_TIME, DEFAULT_HOLD_TIME / 3),
         };
-        if !hold_time.is_zero() && hold_time < Duration::from_secs(3) {
-            errors.push(err(
-                "spec.holdTime",
-                format!("{}s: must be 0 or at least 3s", hold_time.as_secs()),
-            ));
+        if let Err(reason) = check_hold_time(hold_time) {
+            errors.push(err("spec.holdTime", reason));
         }
         if keepalive_time > hold_time {
             errors.push(err(
@@ -287,7 +278,7 @@ pub(super) fn build(
                 ),
             ));
         }
-        let connect_time = seconds("connectTime", s.connect_time.as_deref())
+        let connect_time = seconds(s.connect_time.as_deref())
             .map_err(|r| errors.push(err("spec.connectTime", r)))
             .ok()
             .flatten();
