@@ -220,6 +220,13 @@ impl PoolSet {
         self.pools.iter().find(|p| p.contains(ip))
     }
 
+    /// The one pool containing every IP of `ips` (`None` for no IPs, or IPs in no pool or in
+    /// different pools).
+    pub fn pool_for_all(&self, ips: &[IpAddr]) -> Option<&Pool> {
+        let pool = self.pool_for(ips.first()?)?;
+        ips.iter().all(|ip| pool.contains(ip)).then_some(pool)
+    }
+
     /// True when there are no pools.
     pub fn is_empty(&self) -> bool {
         self.pools.is_empty()

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
-use lb_alloc::{AllocationRequest, Allocator};
+use lb_alloc::{AllocationRequest, Allocator, ClearReason};
 use serde::Serialize;
 
 use crate::announce::{self, Cluster, NodeAnnouncements, NodeState, ServiceState};
@@ -109,32 +109,29 @@ pub fn plan(objects: &Objects, options: &PlanOptions) -> Result<Plan, ConfigErro
     let mut warnings = objects.warnings.clone();
     warnings.extend(config.warnings.iter().cloned());
 
-    let handled: Vec<&Service> = objects
-        .services
-        .iter()
-        .filter(|s| {
-            let v = service::view(s);
-            if !v.is_load_balancer {
-                return false;
-            }
-            let ours = service::handled_by(s, options.lb_class.as_deref());
-            if !ours {
-                warnings.push(format!(
-                    "Service/{}: loadBalancerClass {:?} is not handled by this controller",
-                    v.key,
-                    v.load_balancer_class.as_deref().unwrap_or("")
-                ));
-            }
-            ours
-        })
-        .collect();
+    // Each Service read once: LoadBalancers of our class, in input order.
+    let mut handled: Vec<(&Service, ServiceView)> = Vec::new();
+    for svc in &objects.services {
+        let view = service::view(svc);
+        if !view.is_load_balancer {
+            continue;
+        }
+        if !service::handled_by(svc, options.lb_class.as_deref()) {
+            warnings.push(format!(
+                "Service/{}: loadBalancerClass {:?} is not handled by this controller",
+                view.key,
+                view.load_balancer_class.as_deref().unwrap_or("")
+            ));
+            continue;
+        }
+        handled.push((svc, view));
+    }
 
     let mut allocator = Allocator::new(config.pools.clone());
     let mut plans: Vec<ServicePlan> = Vec::new();
     let mut requests: Vec<Option<AllocationRequest>> = Vec::new();
     let mut views: Vec<ServiceView> = Vec::new();
-    for svc in &handled {
-        let view = service::view(svc);
+    for (svc, view) in handled {
         let mut sp = ServicePlan {
             namespace: view.key.namespace.to_string(),
             name: view.key.name.to_string(),
@@ -155,7 +152,7 @@ pub fn plan(objects: &Objects, options: &PlanOptions) -> Result<Plan, ConfigErro
                 })
                 .collect(),
         };
-        match service::allocation_request(svc) {
+        match service::allocation_request(svc, &view) {
             Ok(r) => requests.push(Some(r)),
             Err(e) => {
                 sp.events
@@ -180,19 +177,16 @@ pub fn plan(objects: &Objects, options: &PlanOptions) -> Result<Plan, ConfigErro
             continue;
         };
         let ips = &view.ingress_ips;
-        let outcome = if request.families.accepts(ips) {
-            allocator.assign(request, ips).err().map(|e| e.to_string())
+        let reason = if request.families.accepts(ips) {
+            allocator
+                .assign(request, ips)
+                .err()
+                .map(ClearReason::NoLongerAllowed)
         } else {
-            Some("the service's IP families changed".into())
+            Some(ClearReason::FamilyChanged)
         };
-        if let Some(reason) = outcome {
-            sp.events.push(Event::normal(
-                "ClearAssignment",
-                format!(
-                    "current IP {} not allowed by config, clearing: {reason}",
-                    show(ips)
-                ),
-            ));
+        if let Some(reason) = reason {
+            sp.events.push(clear_event(ips, &reason));
         }
     }
 
@@ -204,10 +198,7 @@ pub fn plan(objects: &Objects, options: &PlanOptions) -> Result<Plan, ConfigErro
         match allocator.ensure(request) {
             Ok(e) => {
                 if let Some(c) = &e.cleared {
-                    sp.events.push(Event::normal(
-                        "ClearAssignment",
-                        format!("current IP {} cleared: {}", show(&c.previous.ips), c.reason),
-                    ));
+                    sp.events.push(clear_event(&c.previous.ips, &c.reason));
                 }
                 if e.newly_allocated {
                     sp.events.push(Event::normal(
@@ -231,10 +222,7 @@ pub fn plan(objects: &Objects, options: &PlanOptions) -> Result<Plan, ConfigErro
             }
             Err(e) => {
                 if let Some(c) = &e.cleared {
-                    sp.events.push(Event::normal(
-                        "ClearAssignment",
-                        format!("current IP {} cleared: {}", show(&c.previous.ips), c.reason),
-                    ));
+                    sp.events.push(clear_event(&c.previous.ips, &c.reason));
                 }
                 if let Some(kept) = &e.kept {
                     sp.ips = kept.ips.clone();
@@ -305,6 +293,19 @@ pub fn plan(objects: &Objects, options: &PlanOptions) -> Result<Plan, ConfigErro
     })
 }
 
+/// The `ClearAssignment` event for IPs a Service held and loses.
+fn clear_event(ips: &[IpAddr], reason: &ClearReason) -> Event {
+    Event::normal(
+        "ClearAssignment",
+        format!("current IP {} cleared: {reason}", show(ips)),
+    )
+}
+
+fn joined<T: std::fmt::Display>(values: &[T]) -> String {
+    let parts: Vec<String> = values.iter().map(ToString::to_string).collect();
+    parts.join(",")
+}
+
 fn show(ips: &[IpAddr]) -> String {
     let parts: Vec<String> = ips
         .iter()
@@ -360,10 +361,10 @@ impl Plan {
             for e in &n.bgp {
                 let mut attrs = vec![format!("peers={}", e.peers.join(","))];
                 if !e.communities.is_empty() {
-                    attrs.push(format!("communities={}", e.communities.join(",")));
+                    attrs.push(format!("communities={}", joined(&e.communities)));
                 }
                 if !e.large_communities.is_empty() {
-                    attrs.push(format!("large={}", e.large_communities.join(",")));
+                    attrs.push(format!("large={}", joined(&e.large_communities)));
                 }
                 if let Some(lp) = e.local_pref {
                     attrs.push(format!("localPref={lp}"));

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use lb_alloc::{AllocationRequest, Families, Labels, SharingKey};
 use lb_core::{IpFamily, IpFamilyPolicy, Protocol, ServiceKey, ServicePort, TrafficPolicy};
 
@@ -114,7 +114,8 @@ pub fn handled_by(svc: &Service, lb_class: Option<&str>) -> bool {
 
 /// Reads what the load balancer needs from a Service.
 pub fn view(svc: &Service) -> ServiceView {
-    let spec = svc.spec.clone().unwrap_or_default();
+    let default = ServiceSpec::default();
+    let spec = svc.spec.as_ref().unwrap_or(&default);
     let ports = spec
         .ports
         .iter()
@@ -169,15 +170,13 @@ pub fn view(svc: &Service) -> ServiceView {
 
 /// The Service's families, in order: `spec.ipFamilies` when set, else those of
 /// `spec.clusterIPs` (or `spec.clusterIP`).
-fn families(svc: &Service) -> Result<Families, ServiceError> {
-    let spec = svc.spec.clone().unwrap_or_default();
-    let key = key_of(svc);
-    let mut cluster_ips: Vec<String> = spec.cluster_ips.clone().unwrap_or_default();
-    if cluster_ips.is_empty()
-        && let Some(ip) = spec.cluster_ip.clone()
-    {
-        cluster_ips.push(ip);
-    }
+fn families(svc: &Service, key: &ServiceKey) -> Result<Families, ServiceError> {
+    let default = ServiceSpec::default();
+    let spec = svc.spec.as_ref().unwrap_or(&default);
+    let cluster_ips: Vec<&String> = match spec.cluster_ips.as_deref() {
+        Some(list) if !list.is_empty() => list.iter().collect(),
+        _ => spec.cluster_ip.iter().collect(),
+    };
     let parsed: Vec<IpFamily> = cluster_ips
         .iter()
         .filter_map(|ip| ip.parse::<IpAddr>().ok())
@@ -207,7 +206,7 @@ fn families(svc: &Service) -> Result<Families, ServiceError> {
         Some("RequireDualStack") => IpFamilyPolicy::RequireDualStack,
         _ => IpFamilyPolicy::SingleStack,
     };
-    Families::from_service(&key, policy, &list).map_err(|e| ServiceError::Families(e.to_string()))
+    Families::from_service(key, policy, &list).map_err(|e| ServiceError::Families(e.to_string()))
 }
 
 /// The IPs the Service requests: `metallb.io/loadBalancerIPs` or `spec.loadBalancerIP`.
@@ -240,13 +239,15 @@ fn requested_ips(svc: &Service) -> Result<Vec<IpAddr>, ServiceError> {
         .collect()
 }
 
-/// The allocation request for a Service.
+/// The allocation request for a Service, given its [`view`].
 ///
 /// Fails when the requested IPs are given both ways or do not parse, when the service has no
 /// cluster IP, or when its families contradict its `ipFamilyPolicy`.
-pub fn allocation_request(svc: &Service) -> Result<AllocationRequest, ServiceError> {
-    let v = view(svc);
-    let families = families(svc)?;
+pub fn allocation_request(
+    svc: &Service,
+    v: &ServiceView,
+) -> Result<AllocationRequest, ServiceError> {
+    let families = families(svc, &v.key)?;
     let requested = requested_ips(svc)?;
     let mut request = AllocationRequest::new(v.key.clone(), families.primary())
         .with_families(families)

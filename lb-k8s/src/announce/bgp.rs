@@ -75,12 +75,8 @@ pub(super) fn decide(
                 service: service.view.key.to_string(),
                 prefix,
                 peers,
-                communities: ad.communities.iter().map(ToString::to_string).collect(),
-                large_communities: ad
-                    .large_communities
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
+                communities: ad.communities.clone(),
+                large_communities: ad.large_communities.clone(),
                 local_pref: (ad.local_pref != 0).then_some(ad.local_pref),
             });
         }
@@ -92,19 +88,13 @@ pub(super) fn decide(
     Ok(out)
 }
 
-/// Two advertisements of the service with different LOCAL_PREF for the same prefix length
-/// and overlapping peers: routers would get contradictory paths, so MetalLB announces neither.
+/// Two advertisements of the service that give routers contradictory LOCAL_PREF for one
+/// prefix: MetalLB announces neither.
 fn conflicting(ads: &[&BgpAdvertisement], service: &ServiceState) -> bool {
     let families: BTreeSet<IpFamily> = service.view.ingress_ips.iter().map(IpFamily::of).collect();
     ads.iter().enumerate().any(|(i, a)| {
-        ads.iter().skip(i + 1).any(|b| {
-            a.local_pref != b.local_pref
-                && families
-                    .iter()
-                    .any(|f| a.aggregation_for(*f) == b.aggregation_for(*f))
-                && (a.peers.is_empty()
-                    || b.peers.is_empty()
-                    || a.peers.iter().any(|p| b.peers.contains(p)))
-        })
+        ads.iter()
+            .skip(i + 1)
+            .any(|b| a.local_pref_conflicts_with(b, &families))
     })
 }

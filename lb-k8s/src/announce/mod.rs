@@ -14,7 +14,9 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use lb_alloc::Labels;
-use lb_core::{Announcement, BgpAttributes, L2Attributes, ServiceKey, TrafficPolicy};
+use lb_core::{
+    Announcement, BgpAttributes, Community, L2Attributes, LargeCommunity, ServiceKey, TrafficPolicy,
+};
 use serde::Serialize;
 
 use crate::config::{Config, labels_of};
@@ -165,12 +167,22 @@ pub struct BgpEntry {
     pub prefix: ipnet::IpNet,
     /// Peers it goes to.
     pub peers: Vec<String>,
-    /// Standard communities.
-    pub communities: Vec<String>,
-    /// Large communities.
-    pub large_communities: Vec<String>,
+    /// Standard communities (`a:b` in JSON).
+    #[serde(serialize_with = "as_strings")]
+    pub communities: Vec<Community>,
+    /// Large communities (`large:a:b:c` in JSON).
+    #[serde(serialize_with = "as_strings")]
+    pub large_communities: Vec<LargeCommunity>,
     /// LOCAL_PREF (iBGP sessions only), when set.
     pub local_pref: Option<u32>,
+}
+
+/// Serialises values by their `Display` form (communities as users write them).
+fn as_strings<T: std::fmt::Display, S: serde::Serializer>(
+    values: &[T],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(values.iter().map(ToString::to_string))
 }
 
 /// A service this node does not announce over a protocol, and MetalLB's reason.
@@ -224,16 +236,8 @@ impl NodeAnnouncements {
                         .map(|e| lb_core::BgpAdvertisement {
                             prefix: e.prefix,
                             local_pref: e.local_pref,
-                            communities: e
-                                .communities
-                                .iter()
-                                .filter_map(|c| c.parse().ok())
-                                .collect(),
-                            large_communities: e
-                                .large_communities
-                                .iter()
-                                .filter_map(|c| c.parse().ok())
-                                .collect(),
+                            communities: e.communities.clone(),
+                            large_communities: e.large_communities.clone(),
                             peers: e.peers.clone(),
                         })
                         .collect(),
@@ -279,12 +283,7 @@ pub fn for_node(cluster: Cluster<'_>, node: &str) -> NodeAnnouncements {
                 reason: reason.to_string(),
             });
         };
-        let pool = cluster
-            .config
-            .pools
-            .pools()
-            .iter()
-            .find(|p| service.view.ingress_ips.iter().all(|ip| p.contains(ip)));
+        let pool = cluster.config.pools.pool_for_all(&service.view.ingress_ips);
         let Some(pool) = pool else {
             not(AnnounceProtocol::Layer2, "ipNotAllowed");
             not(AnnounceProtocol::Bgp, "ipNotAllowed");

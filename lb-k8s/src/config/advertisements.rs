@@ -72,6 +72,19 @@ impl BgpAdvertisement {
             IpFamily::V6 => self.aggregation_length_v6,
         }
     }
+
+    /// True when both advertisements would send routers the same prefix of an address of
+    /// one of `families` with different LOCAL_PREF: the values differ, the prefix lengths
+    /// for such a family agree, and they share a peer (an empty list is every peer).
+    pub fn local_pref_conflicts_with(&self, other: &Self, families: &BTreeSet<IpFamily>) -> bool {
+        self.local_pref != other.local_pref
+            && families
+                .iter()
+                .any(|f| self.aggregation_for(*f) == other.aggregation_for(*f))
+            && (self.peers.is_empty()
+                || other.peers.is_empty()
+                || self.peers.iter().any(|p| other.peers.contains(p)))
+    }
 }
 
 /// A community value: standard or large.
@@ -424,26 +437,21 @@ fn check_local_pref(
 ) {
     for (i, a) in ads.iter().enumerate() {
         for b in ads.iter().skip(i + 1) {
-            if a.local_pref == b.local_pref
-                || !a.service_selectors.is_empty()
+            // Service selectors split the services between them; disjoint node sets never
+            // announce side by side.
+            if !a.service_selectors.is_empty()
                 || !b.service_selectors.is_empty()
-                || (!a.peers.is_empty()
-                    && !b.peers.is_empty()
-                    && a.peers.iter().all(|p| !b.peers.contains(p)))
                 || !node_sets_meet(&a.node_selectors, &b.node_selectors, nodes)
             {
                 continue;
             }
-            for pool in pools
+            let shared = pools
                 .pools()
                 .iter()
-                .filter(|p| a.pools.contains(p.name()) && b.pools.contains(p.name()))
-            {
+                .filter(|p| a.pools.contains(p.name()) && b.pools.contains(p.name()));
+            for pool in shared {
                 let families: BTreeSet<IpFamily> = pool.ranges().map(|r| r.family()).collect();
-                if families
-                    .iter()
-                    .any(|f| a.aggregation_for(*f) == b.aggregation_for(*f))
-                {
+                if a.local_pref_conflicts_with(b, &families) {
                     errors.push(ConfigError::new(
                         "BGPAdvertisement",
                         &b.name,
