@@ -13,4 +13,6 @@
 //! - `speaker` (feature `runtime`, on by default): the tokio speaker that drives many peers
 //!   and implements [`lb_core::Announcer`].
 
+pub mod fsm;
+pub mod rib;
 pub mod wire;

@@ -900,11 +900,6 @@ pub(crate) fn encode_attribute(
     Ok(())
 }
 
-/// The encoded size of one prefix in NLRI form.
-pub(crate) fn prefix_len_on_wire(prefix: &IpNet) -> usize {
-    1 + usize::from(prefix.prefix_len()).div_ceil(8)
-}
-
 pub(super) fn encode(update: &Update, codec: Codec, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let mut withdrawn = Vec::new();
     update
