@@ -15,4 +15,11 @@
 
 pub mod fsm;
 pub mod rib;
+#[cfg(feature = "runtime")]
+pub mod speaker;
 pub mod wire;
+
+#[cfg(feature = "runtime")]
+pub use speaker::{
+    PeerConfig, PeerEvent, PeerStatus, Route, RouteTable, Speaker, SpeakerConfig, SpeakerError,
+};
