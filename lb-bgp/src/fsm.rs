@@ -407,10 +407,11 @@ impl Session {
                 self.fail(dir, Some(n), &mut out);
                 continue;
             }
-            if let Some(due) = conn.keepalive_deadline.filter(|d| *d <= now) {
+            if conn.keepalive_deadline.is_some_and(|d| d <= now) {
                 let interval = conn.hold_time / 3;
-                // Next keepalive one interval after this one was due, but never in the past.
-                conn.keepalive_deadline = Some((due + interval).max(now));
+                // Next keepalive one interval after this one is sent, even when the poll came
+                // late: RFC 4271 §4.4 forbids KEEPALIVEs more often than once per second.
+                conn.keepalive_deadline = Some(now + interval);
                 out.push(Action::Send(dir, Message::Keepalive));
             }
         }
@@ -538,17 +539,17 @@ impl Session {
             None => DownReason::ConnectionClosed,
         };
         out.push(Action::Close(dir));
-        self.connection_lost(conn, dir, reason, out);
+        self.connection_lost(conn.state, dir, reason, out);
     }
 
     fn connection_lost(
         &mut self,
-        conn: Conn,
+        state: ConnState,
         dir: Direction,
         reason: DownReason,
         out: &mut Vec<Action>,
     ) {
-        if conn.state == ConnState::Established {
+        if state == ConnState::Established {
             out.push(Action::Down(reason));
         } else {
             out.push(Action::ConnectionFailed(dir, reason));
@@ -573,10 +574,10 @@ impl Session {
             (_, Message::Notification(n)) => {
                 if let Some(conn) = self.slot(dir).take() {
                     out.push(Action::Close(dir));
-                    self.connection_lost(conn, dir, DownReason::PeerNotification(n), out);
+                    self.connection_lost(conn.state, dir, DownReason::PeerNotification(n), out);
                 }
             }
-            (ConnState::OpenSent, Message::Open(open)) => self.on_open(now, dir, open, out),
+            (ConnState::OpenSent, Message::Open(open)) => self.on_open(now, dir, &open, out),
             (ConnState::OpenConfirm, Message::Keepalive) => {
                 let Some(conn) = self.conn_mut(dir) else {
                     return;
@@ -654,8 +655,8 @@ impl Session {
         })
     }
 
-    fn on_open(&mut self, now: Duration, dir: Direction, open: Open, out: &mut Vec<Action>) {
-        let mut negotiated = match self.check_open(&open) {
+    fn on_open(&mut self, now: Duration, dir: Direction, open: &Open, out: &mut Vec<Action>) {
+        let mut negotiated = match self.check_open(open) {
             Ok(n) => n,
             Err(n) => return self.fail(dir, Some(n), out),
         };

@@ -63,6 +63,12 @@ impl RouteAttributes {
 /// The desired routes of one session: prefix → attributes.
 pub type RouteSet = BTreeMap<IpNet, RouteAttributes>;
 
+/// Routes of a [`RouteSet`] borrowed for one session.
+pub type RouteRefs<'a> = Vec<(&'a IpNet, &'a RouteAttributes)>;
+
+/// Prefixes a session cannot carry, each with the reason.
+pub type Skipped = Vec<(IpNet, &'static str)>;
+
 /// The per-session facts that shape UPDATEs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionParams {
@@ -112,10 +118,8 @@ impl SessionParams {
         } else {
             out.push(Attribute::AsPath(AsPath::sequence(vec![self.local_asn])));
         }
-        if v4 {
-            if let Some(nh) = self.next_hop_v4 {
-                out.push(Attribute::NextHop(nh));
-            }
+        if let (true, Some(nh)) = (v4, self.next_hop_v4) {
+            out.push(Attribute::NextHop(nh));
         }
         if let Some(med) = attrs.med {
             out.push(Attribute::MultiExitDisc(med));
@@ -291,13 +295,7 @@ impl AdjRibOut {
     }
 
     /// The routes of `desired` this session can carry, and the rest with the reason.
-    pub fn routable<'a>(
-        &self,
-        desired: &'a RouteSet,
-    ) -> (
-        Vec<(&'a IpNet, &'a RouteAttributes)>,
-        Vec<(IpNet, &'static str)>,
-    ) {
+    pub fn routable<'a>(&self, desired: &'a RouteSet) -> (RouteRefs<'a>, Skipped) {
         let mut ok = Vec::new();
         let mut skipped = Vec::new();
         for (prefix, attrs) in desired {
@@ -312,8 +310,17 @@ impl AdjRibOut {
     /// The whole table followed by an End-of-RIB per negotiated family: what to send when the
     /// session reaches Established (or on a ROUTE-REFRESH).
     pub fn full_table(&mut self, desired: &RouteSet) -> Vec<Update> {
+        // On a ROUTE-REFRESH the peer still holds what it was told: withdraw what is no longer
+        // desired before sending the whole table again.
+        let gone: Vec<IpNet> = self
+            .advertised
+            .keys()
+            .filter(|p| !desired.contains_key(p))
+            .copied()
+            .collect();
+        let mut out = withdraw(&gone);
         self.advertised.clear();
-        let mut out = self.sync(desired);
+        out.extend(self.sync(desired));
         out.extend(self.params.families.iter().map(|f| Update::end_of_rib(*f)));
         out
     }

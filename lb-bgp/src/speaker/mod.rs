@@ -133,8 +133,10 @@ impl PeerConfig {
         if self.families.is_empty() {
             return Err(err("families", "no address family".into()));
         }
-        if let Some(source) = self.source {
-            if source.is_ipv4() != self.address.is_ipv4() {
+        if let Some(source) = self.source
+            && source.is_ipv4() != self.address.is_ipv4()
+        {
+            {
                 return Err(err(
                     "source",
                     format!("{source} is not of the peer's family"),
@@ -493,10 +495,11 @@ impl Speaker {
     pub fn add_peer(&self, config: PeerConfig) -> Result<(), SpeakerError> {
         let router_id = config.validate(self.shared.config.router_id)?;
         let mut peers = lock(&self.shared.peers);
-        if let Some(existing) = peers.get(&config.address) {
-            if existing.config == config {
-                return Ok(());
-            }
+        if peers
+            .get(&config.address)
+            .is_some_and(|existing| existing.config == config)
+        {
+            return Ok(());
         }
         if let Some(old) = peers.remove(&config.address) {
             let _ = old.commands.try_send(PeerCommand::Stop(Notification::new(

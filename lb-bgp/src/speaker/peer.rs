@@ -238,7 +238,7 @@ impl PeerTask {
             match m.encode(codec, &mut batch) {
                 Ok(()) => count += 1,
                 Err(err) => {
-                    tracing::error!(peer = %self.name(), "cannot encode {}: {err}", m.name())
+                    tracing::error!(peer = %self.name(), "cannot encode {}: {err}", m.name());
                 }
             }
         }
@@ -410,10 +410,10 @@ impl PeerTask {
         let Some(stream) = rt.pending_inbound.take() else {
             return;
         };
-        if let Some(ttl) = self.config.ttl() {
-            if let Err(err) = set_ttl(&socket2::SockRef::from(&stream), self.config.address, ttl) {
-                self.note_error(format!("inbound connection TTL: {err}"));
-            }
+        if let Some(ttl) = self.config.ttl()
+            && let Err(err) = set_ttl(&socket2::SockRef::from(&stream), self.config.address, ttl)
+        {
+            self.note_error(format!("inbound connection TTL: {err}"));
         }
         match Connection::spawn(stream, Direction::Inbound, rt.next_id, rt.conn_tx.clone()) {
             Ok(conn) => {

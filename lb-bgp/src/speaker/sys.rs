@@ -35,7 +35,7 @@ pub(crate) fn set_tcp_md5(socket: &impl AsRawFd, peer: IpAddr, key: &[u8]) -> io
     match peer {
         IpAddr::V4(addr) => {
             let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_family: libc::sa_family_t::try_from(libc::AF_INET).unwrap_or_default(),
                 sin_port: 0,
                 sin_addr: libc::in_addr {
                     s_addr: u32::from_ne_bytes(addr.octets()),
@@ -48,7 +48,7 @@ pub(crate) fn set_tcp_md5(socket: &impl AsRawFd, peer: IpAddr, key: &[u8]) -> io
         }
         IpAddr::V6(addr) => {
             let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_family: libc::sa_family_t::try_from(libc::AF_INET6).unwrap_or_default(),
                 sin6_port: 0,
                 sin6_flowinfo: 0,
                 sin6_addr: libc::in6_addr {

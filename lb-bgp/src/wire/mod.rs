@@ -200,13 +200,10 @@ impl Message {
             }
         };
         let len = out.len() - start;
-        let result = result.and_then(|()| {
-            if len > MAX_MESSAGE_LEN {
-                Err(EncodeError::TooLong(len))
-            } else {
-                Ok(())
-            }
-        });
+        let result = match result {
+            Ok(()) if len > MAX_MESSAGE_LEN => Err(EncodeError::TooLong(len)),
+            other => other,
+        };
         match (result, u16::try_from(len)) {
             (Ok(()), Ok(len16)) => {
                 if let Some(field) = out.get_mut(start + 16..start + 18) {

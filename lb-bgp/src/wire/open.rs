@@ -253,7 +253,7 @@ fn decode_capability(code: u8, body: &[u8]) -> Result<Capability, DecodeError> {
             let head = r
                 .u16()
                 .ok_or_else(|| malformed("graceful restart capability truncated"))?;
-            if r.remaining() % 4 != 0 {
+            if !r.remaining().is_multiple_of(4) {
                 return Err(malformed("graceful restart families are not 4 octets each"));
             }
             let mut families = Vec::new();

@@ -79,7 +79,9 @@ impl Update {
 
     /// The family whose End-of-RIB this message is, if it is one.
     pub fn end_of_rib_family(&self) -> Option<Family> {
-        if !self.withdrawn.is_empty() || !self.nlri.is_empty() {
+        // An UPDATE that RFC 7606 handling emptied (say, attributes only, one of them
+        // malformed) had attributes on the wire, so it is not an End-of-RIB.
+        if !self.withdrawn.is_empty() || !self.nlri.is_empty() || !self.issues.is_empty() {
             return None;
         }
         match self.attributes.as_slice() {
@@ -568,7 +570,14 @@ fn parse_attribute(
             ));
         }
     } else if flags & FLAG_OPTIONAL == 0 {
+        // RFC 4271 §6.3: the data is the whole attribute, type (flags and code), length and
+        // value, with the length as wide as the extended-length bit made it.
         let mut data = vec![flags, type_code];
+        if flags & FLAG_EXTENDED_LENGTH != 0 {
+            data.extend_from_slice(&u16::try_from(value.len()).unwrap_or(u16::MAX).to_be_bytes());
+        } else {
+            data.push(u8::try_from(value.len()).unwrap_or(u8::MAX));
+        }
         data.extend_from_slice(value);
         return Err(reset(
             sub::UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
@@ -616,7 +625,7 @@ fn parse_attribute(
             None => return Ok(Parsed::Issue(Discard, "malformed AS4_PATH")),
         },
         t::COMMUNITIES => {
-            if value.is_empty() || value.len() % 4 != 0 {
+            if value.is_empty() || !value.len().is_multiple_of(4) {
                 return Ok(Parsed::Issue(
                     Withdraw,
                     "COMMUNITIES length is not a multiple of 4",
@@ -631,7 +640,7 @@ fn parse_attribute(
             )
         }
         t::EXTENDED_COMMUNITIES => {
-            if value.is_empty() || value.len() % 8 != 0 {
+            if value.is_empty() || !value.len().is_multiple_of(8) {
                 return Ok(Parsed::Issue(Withdraw, "EXTENDED COMMUNITIES length"));
             }
             Attribute::ExtendedCommunities(
@@ -643,7 +652,7 @@ fn parse_attribute(
             )
         }
         t::LARGE_COMMUNITIES => {
-            if value.is_empty() || value.len() % 12 != 0 {
+            if value.is_empty() || !value.len().is_multiple_of(12) {
                 return Ok(Parsed::Issue(Withdraw, "LARGE_COMMUNITY length"));
             }
             Attribute::LargeCommunities(
@@ -821,7 +830,7 @@ fn encode_value(attr: &Attribute, codec: Codec, out: &mut Vec<u8>) -> Result<(),
         Attribute::As4Path(p) => encode_as_path(p, true, out)?,
         Attribute::NextHop(a) => out.extend_from_slice(&a.octets()),
         Attribute::MultiExitDisc(v) | Attribute::LocalPref(v) => {
-            out.extend_from_slice(&v.to_be_bytes())
+            out.extend_from_slice(&v.to_be_bytes());
         }
         Attribute::AtomicAggregate => {}
         Attribute::Aggregator { asn, address } => {
