@@ -22,7 +22,9 @@ use lb_bgp::fsm::{Backoff, State};
 use lb_bgp::rib::RouteAttributes;
 use lb_bgp::wire::{Capability, Codec, Family, Message, Notification, Open, frame_len};
 use lb_bgp::{PeerConfig, Route, Speaker, SpeakerConfig};
-use lb_core::{Community, LargeCommunity};
+use lb_core::{
+    Announcement, Announcer, BgpAdvertisement, BgpAttributes, Community, LargeCommunity, ServiceKey,
+};
 use serde_json::Value;
 use support::*;
 
@@ -245,11 +247,35 @@ fn frr_ibgp_sends_local_pref_and_empty_as_path() {
         &speaker,
         vec![peer(ROUTER_V4, LOCAL_ASN), peer(ROUTER_V6, LOCAL_ASN)],
     );
-    let a = attrs();
-    speaker.set_routes(vec![
-        route("203.0.113.20/32", &a),
-        route("2001:db8:ff::20/128", &a),
-    ]);
+    // Through lb_core::Announcer, as lb-k8s drives it: per-advertisement peer restrictions.
+    let ad = |prefix: &str, peers: &[&str]| BgpAdvertisement {
+        prefix: prefix.parse().unwrap(),
+        local_pref: Some(250),
+        communities: vec![Community::new(64512, 100)],
+        large_communities: vec![LargeCommunity {
+            global_admin: 64512,
+            local1: 1,
+            local2: 2,
+        }],
+        peers: peers.iter().map(|p| (*p).to_owned()).collect(),
+    };
+    let announcement = Announcement {
+        service: ServiceKey::new("default", "web"),
+        ips: vec![
+            "203.0.113.20".parse().unwrap(),
+            "2001:db8:ff::20".parse().unwrap(),
+        ],
+        l2: None,
+        bgp: Some(BgpAttributes {
+            advertisements: vec![
+                ad("203.0.113.20/32", &[ROUTER_V4]),
+                ad("2001:db8:ff::20/128", &[]),
+                ad("203.0.113.21/32", &["some-other-peer"]),
+            ],
+        }),
+    };
+    let s = speaker.clone();
+    rt.call(async move { s.resync(&[announcement]).await.unwrap() });
     for prefix in ["203.0.113.20/32", "2001:db8:ff::20/128"] {
         let p = wait_for("prefix in FRR", Duration::from_secs(20), || {
             frr_path(&lab, prefix)
@@ -260,6 +286,25 @@ fn frr_ibgp_sends_local_pref_and_empty_as_path() {
         assert_eq!(p["peer"]["type"], "internal", "{p}");
         assert_eq!(strings(&p["largeCommunity"]["list"]), ["64512:1:2"]);
     }
+    assert!(
+        frr_path(&lab, "203.0.113.21/32").is_none(),
+        "restricted to another peer"
+    );
+    let s = speaker.clone();
+    rt.call(async move {
+        s.apply(&ServiceKey::new("default", "web"), None)
+            .await
+            .unwrap()
+    });
+    wait_for(
+        "service withdrawn through Announcer::apply",
+        Duration::from_secs(10),
+        || {
+            (frr_path(&lab, "203.0.113.20/32").is_none()
+                && frr_path(&lab, "2001:db8:ff::20/128").is_none())
+            .then_some(())
+        },
+    );
 }
 
 fn gobgp_conf(asn: u32, peer_asn: u32) -> String {
