@@ -374,10 +374,10 @@ impl PeerTask {
                     tracing::info!(peer = %self.name(), %family, "route refresh requested");
                     let desired = self.desired();
                     if let Some((dir, rib)) = rt.rib.as_mut() {
+                        // The whole table again, with withdrawals of anything the peer still
+                        // holds that is no longer desired, then End-of-RIB.
                         let dir = *dir;
-                        let mut fresh = AdjRibOut::new(rib.params().clone());
-                        let updates = fresh.sync(&desired);
-                        *rib = fresh;
+                        let updates = rib.full_table(&desired);
                         self.send_updates(rt, dir, updates.into_iter().map(Message::Update));
                     }
                 }
