@@ -328,18 +328,20 @@ impl AdjRibOut {
     /// The UPDATEs that take the peer from what it was told to `desired`: withdrawals first,
     /// then announcements grouped by attributes. Empty when nothing changed.
     pub fn sync(&mut self, desired: &RouteSet) -> Vec<Update> {
-        let (routable, _) = self.routable(desired);
-        let wanted: BTreeMap<&IpNet, &RouteAttributes> = routable.into_iter().collect();
+        // Both maps are looked up in place: no intermediate copy of the table.
+        let wanted = |p: &IpNet| desired.contains_key(p) && self.params.unroutable(p).is_none();
         let gone: Vec<IpNet> = self
             .advertised
             .keys()
-            .filter(|p| !wanted.contains_key(p))
+            .filter(|p| !wanted(p))
             .copied()
             .collect();
         let mut groups: BTreeMap<&RouteAttributes, Vec<IpNet>> = BTreeMap::new();
-        for (prefix, attrs) in &wanted {
-            if self.advertised.get(*prefix) != Some(*attrs) {
-                groups.entry(*attrs).or_default().push(**prefix);
+        for (prefix, attrs) in desired {
+            if self.params.unroutable(prefix).is_none()
+                && self.advertised.get(prefix) != Some(attrs)
+            {
+                groups.entry(attrs).or_default().push(*prefix);
             }
         }
         let mut out = withdraw(&gone);
@@ -349,8 +351,11 @@ impl AdjRibOut {
         for p in &gone {
             self.advertised.remove(p);
         }
-        for (prefix, attrs) in wanted {
-            self.advertised.insert(*prefix, attrs.clone());
+        // Only what changed is recorded again: an unchanged table costs no clones.
+        for (attrs, prefixes) in groups {
+            for prefix in prefixes {
+                self.advertised.insert(prefix, attrs.clone());
+            }
         }
         out
     }
