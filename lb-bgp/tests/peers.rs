@@ -224,8 +224,7 @@ fn frr_ebgp_ipv4_and_ipv6_attributes_withdrawal_and_latency() {
         "BENCH one-prefix-to-FRR-RIB median={:?} samples={samples:?}",
         samples[2]
     );
-    let s = speaker.clone();
-    rt.call(async move { s.shutdown("test done", Duration::from_secs(2)).await });
+    rt.call(async move { speaker.shutdown("test done", Duration::from_secs(2)).await });
 }
 
 #[test]
@@ -290,11 +289,11 @@ fn frr_ibgp_sends_local_pref_and_empty_as_path() {
         frr_path(&lab, "203.0.113.21/32").is_none(),
         "restricted to another peer"
     );
-    let s = speaker.clone();
+    let s = speaker;
     rt.call(async move {
         s.apply(&ServiceKey::new("default", "web"), None)
             .await
-            .unwrap()
+            .unwrap();
     });
     wait_for(
         "service withdrawn through Announcer::apply",
@@ -584,11 +583,11 @@ fn graceful_restart_keeps_routes_across_sigkill() {
 async fn read_message(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<Message> {
     use tokio::io::AsyncReadExt;
     loop {
-        if let Ok(Some(len)) = frame_len(buf) {
-            if buf.len() >= len {
-                let frame: Vec<u8> = buf.drain(..len).collect();
-                return Message::decode(&frame, Codec::FOUR_OCTET).ok();
-            }
+        if let Ok(Some(len)) = frame_len(buf)
+            && buf.len() >= len
+        {
+            let frame: Vec<u8> = buf.drain(..len).collect();
+            return Message::decode(&frame, Codec::FOUR_OCTET).ok();
         }
         let mut chunk = [0u8; 4096];
         let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
