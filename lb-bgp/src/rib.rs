@@ -8,12 +8,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 use lb_core::{Community, LargeCommunity};
 
 use crate::wire::{
     AS_TRANS, AsPath, Attribute, Codec, ExtendedCommunity, Family, HEADER_LEN, MAX_MESSAGE_LEN,
-    MpNextHop, MpReach, MpUnreach, Origin, Update,
+    MpNextHop, MpReach, MpUnreach, Origin, Update, encode_attribute, ipv4_prefixes,
 };
 
 /// The attributes we attach to an advertised prefix, beyond the ones every route carries
@@ -154,13 +154,9 @@ fn encoded_len(attrs: &[Attribute], codec: Codec) -> usize {
     let mut buf = Vec::new();
     for a in attrs {
         // Encoding our own attributes cannot fail: every field is within its width.
-        let _ = crate::wire::encode_attribute(a, codec, &mut buf);
+        let _ = encode_attribute(a, codec, &mut buf);
     }
     buf.len()
-}
-
-fn prefix_wire_len(prefix: &IpNet) -> usize {
-    1 + usize::from(prefix.prefix_len()).div_ceil(8)
 }
 
 /// Splits `prefixes` into chunks whose encoded size fits in `room` octets.
@@ -169,7 +165,7 @@ fn chunks(prefixes: &[IpNet], room: usize) -> Vec<Vec<IpNet>> {
     let mut current = Vec::new();
     let mut used = 0;
     for p in prefixes {
-        let len = prefix_wire_len(p);
+        let len = crate::wire::prefix_wire_len(p);
         if used + len > room && !current.is_empty() {
             out.push(std::mem::take(&mut current));
             used = 0;
@@ -183,16 +179,6 @@ fn chunks(prefixes: &[IpNet], room: usize) -> Vec<Vec<IpNet>> {
     out
 }
 
-fn v4(prefixes: &[IpNet]) -> Vec<Ipv4Net> {
-    prefixes
-        .iter()
-        .filter_map(|p| match p {
-            IpNet::V4(n) => Some(*n),
-            IpNet::V6(_) => None,
-        })
-        .collect()
-}
-
 /// Packs announcements of prefixes sharing `attrs` into as few UPDATEs as fit.
 fn announce(params: &SessionParams, attrs: &RouteAttributes, prefixes: &[IpNet]) -> Vec<Update> {
     let (v4s, v6s): (Vec<IpNet>, Vec<IpNet>) =
@@ -204,7 +190,7 @@ fn announce(params: &SessionParams, attrs: &RouteAttributes, prefixes: &[IpNet])
         for chunk in chunks(&v4s, room) {
             out.push(Update {
                 attributes: path.clone(),
-                nlri: v4(&chunk),
+                nlri: ipv4_prefixes(&chunk),
                 ..Update::default()
             });
         }
@@ -251,7 +237,7 @@ fn withdraw(prefixes: &[IpNet]) -> Vec<Update> {
     let mut out = Vec::new();
     for chunk in chunks(&v4s, BODY_ROOM) {
         out.push(Update {
-            withdrawn: v4(&chunk),
+            withdrawn: ipv4_prefixes(&chunk),
             ..Update::default()
         });
     }

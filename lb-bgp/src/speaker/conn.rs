@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::sys;
 use crate::fsm::Direction;
-use crate::wire::{DecodeError, MAX_MESSAGE_LEN, frame_len};
+use crate::wire::{Codec, DecodeError, MAX_MESSAGE_LEN, frame_len};
 
 /// What a connection's reader reports to its peer task.
 #[derive(Debug)]
@@ -82,6 +82,9 @@ pub(crate) struct Connection {
     /// Generation: events of older connections in the same direction are ignored.
     pub(crate) id: u64,
     pub(crate) local: SocketAddr,
+    /// How this connection's UPDATEs are written: the default until the session is
+    /// Established, then what was negotiated.
+    pub(crate) codec: Codec,
     writer: mpsc::UnboundedSender<WriterCmd>,
     reader: JoinHandle<()>,
     writer_task: JoinHandle<()>,
@@ -147,6 +150,7 @@ impl Connection {
         Ok(Self {
             id,
             local,
+            codec: Codec::default(),
             writer,
             reader,
             writer_task,

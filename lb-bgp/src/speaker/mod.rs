@@ -10,7 +10,7 @@ mod conn;
 mod peer;
 mod sys;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -298,8 +298,13 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// A table of these routes.
-    pub fn new(routes: Vec<Route>) -> Self {
+    /// A table of these routes; prefixes are truncated to their length and community lists
+    /// sorted, once, here.
+    pub fn new(mut routes: Vec<Route>) -> Self {
+        for r in &mut routes {
+            r.prefix = r.prefix.trunc();
+            r.attributes.normalize();
+        }
         Self { routes }
     }
 
@@ -316,11 +321,9 @@ impl RouteTable {
             if !r.peers.is_empty() && !r.peers.iter().any(|p| p == peer) {
                 continue;
             }
-            let mut attrs = r.attributes.clone();
-            attrs.normalize();
-            set.entry(r.prefix.trunc())
-                .and_modify(|a| a.merge(&attrs))
-                .or_insert(attrs);
+            set.entry(r.prefix)
+                .and_modify(|a| a.merge(&r.attributes))
+                .or_insert_with(|| r.attributes.clone());
         }
         set
     }
@@ -333,13 +336,12 @@ impl RouteTable {
         for a in announcements {
             let Some(bgp) = &a.bgp else { continue };
             for ad in &bgp.advertisements {
-                let mut attributes = RouteAttributes {
+                let attributes = RouteAttributes {
                     local_pref: ad.local_pref,
                     communities: ad.communities.clone(),
                     large_communities: ad.large_communities.clone(),
                     ..RouteAttributes::default()
                 };
-                attributes.normalize();
                 routes.push(Route {
                     prefix: ad.prefix,
                     attributes,
@@ -347,7 +349,7 @@ impl RouteTable {
                 });
             }
         }
-        Self { routes }
+        Self::new(routes)
     }
 }
 
@@ -643,7 +645,9 @@ impl Speaker {
     }
 
     fn publish(&self, table: &AnnouncementTable) {
-        self.set_routes(RouteTable::from_announcements(table.iter()).routes);
+        self.shared
+            .routes
+            .send_replace(Arc::new(RouteTable::from_announcements(table.iter())));
     }
 }
 
@@ -676,13 +680,4 @@ impl Announcer for Speaker {
         }
         Ok(())
     }
-}
-
-/// Prefixes currently desired, by family: a convenience for status output.
-pub fn prefixes_by_family(table: &RouteTable) -> BTreeMap<Family, usize> {
-    let mut out = BTreeMap::new();
-    for r in table.routes() {
-        *out.entry(Family::of(&r.prefix)).or_insert(0) += 1;
-    }
-    out
 }

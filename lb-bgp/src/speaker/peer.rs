@@ -43,14 +43,22 @@ struct Runtime {
     next_id: u64,
     connecting: Option<ConnectFuture>,
     rib: Option<(Direction, AdjRibOut)>,
-    codec: [Codec; 2],
     conn_tx: mpsc::UnboundedSender<ConnEvent>,
 }
 
-fn index(dir: Direction) -> usize {
-    match dir {
-        Direction::Outbound => 0,
-        Direction::Inbound => 1,
+impl Runtime {
+    fn conn(&self, dir: Direction) -> Option<&Connection> {
+        match dir {
+            Direction::Outbound => self.outbound.as_ref(),
+            Direction::Inbound => self.inbound.as_ref(),
+        }
+    }
+
+    fn conn_mut(&mut self, dir: Direction) -> Option<&mut Connection> {
+        match dir {
+            Direction::Outbound => self.outbound.as_mut(),
+            Direction::Inbound => self.inbound.as_mut(),
+        }
     }
 }
 
@@ -74,7 +82,6 @@ impl PeerTask {
             next_id: 0,
             connecting: None,
             rib: None,
-            codec: [Codec::default(); 2],
             conn_tx,
         };
         let now = rt.start.elapsed();
@@ -178,38 +185,31 @@ impl PeerTask {
             | ConnEvent::Malformed(d, id, _)
             | ConnEvent::Closed(d, id) => (*d, *id),
         };
-        let current = match dir {
-            Direction::Outbound => rt.outbound.as_ref(),
-            Direction::Inbound => rt.inbound.as_ref(),
-        };
-        if current.map(|c| c.id) != Some(id) {
+        let Some(codec) = rt.conn(dir).filter(|c| c.id == id).map(|c| c.codec) else {
             return;
-        }
+        };
         let event = match ev {
-            ConnEvent::Frame(_, _, bytes) => {
-                let codec = rt.codec.get(index(dir)).copied().unwrap_or_default();
-                match Message::decode(&bytes, codec) {
-                    Ok(message) => {
-                        let mut status = lock(&self.status);
-                        status.messages_received += 1;
-                        if let Message::Notification(n) = &message {
-                            status.notifications_received += 1;
-                            status.last_error = Some(format!("received NOTIFICATION {n}"));
-                        }
-                        if let Message::Update(u) = &message {
-                            for issue in &u.issues {
-                                tracing::warn!(peer = %self.name(), attribute = issue.type_code,
+            ConnEvent::Frame(_, _, bytes) => match Message::decode(&bytes, codec) {
+                Ok(message) => {
+                    let mut status = lock(&self.status);
+                    status.messages_received += 1;
+                    if let Message::Notification(n) = &message {
+                        status.notifications_received += 1;
+                        status.last_error = Some(format!("received NOTIFICATION {n}"));
+                    }
+                    if let Message::Update(u) = &message {
+                        for issue in &u.issues {
+                            tracing::warn!(peer = %self.name(), attribute = issue.type_code,
                                     "UPDATE error handled as {:?}: {}", issue.treatment, issue.reason);
-                            }
                         }
-                        Event::Message(dir, message)
                     }
-                    Err(err) => {
-                        tracing::warn!(peer = %self.name(), "malformed message: {err}");
-                        Event::DecodeError(dir, err)
-                    }
+                    Event::Message(dir, message)
                 }
-            }
+                Err(err) => {
+                    tracing::warn!(peer = %self.name(), "malformed message: {err}");
+                    Event::DecodeError(dir, err)
+                }
+            },
             ConnEvent::Malformed(_, _, err) => {
                 tracing::warn!(peer = %self.name(), "malformed message: {err}");
                 Event::DecodeError(dir, err)
@@ -226,12 +226,8 @@ impl PeerTask {
         dir: Direction,
         messages: impl Iterator<Item = Message>,
     ) {
-        let codec = rt.codec.get(index(dir)).copied().unwrap_or_default();
-        let conn = match dir {
-            Direction::Outbound => rt.outbound.as_ref(),
-            Direction::Inbound => rt.inbound.as_ref(),
-        };
-        let Some(conn) = conn else { return };
+        let Some(conn) = rt.conn(dir) else { return };
+        let codec = conn.codec;
         let mut batch = Vec::new();
         let mut count = 0u64;
         for m in messages {
@@ -271,28 +267,21 @@ impl PeerTask {
                         ));
                 }
                 Action::Send(dir, message) => {
-                    let codec = rt.codec.get(index(dir)).copied().unwrap_or_default();
-                    let conn = match dir {
-                        Direction::Outbound => rt.outbound.as_ref(),
-                        Direction::Inbound => {
-                            if rt.inbound.is_none() {
-                                self.adopt_inbound(rt);
-                            }
-                            rt.inbound.as_ref()
-                        }
-                    };
-                    let bytes = message.to_bytes(codec);
-                    let mut status = lock(&self.status);
-                    match (conn, bytes) {
-                        (Some(conn), Ok(bytes)) => {
+                    if dir == Direction::Inbound && rt.inbound.is_none() {
+                        // The state machine answered an accepted connection: adopt it.
+                        self.adopt_inbound(rt);
+                    }
+                    let Some(conn) = rt.conn(dir) else { continue };
+                    match message.to_bytes(conn.codec) {
+                        Ok(bytes) => {
                             conn.send(bytes);
+                            let mut status = lock(&self.status);
                             status.messages_sent += 1;
                             if matches!(message, Message::Notification(_)) {
                                 status.notifications_sent += 1;
                             }
                         }
-                        (None, Ok(_)) => {}
-                        (_, Err(err)) => {
+                        Err(err) => {
                             tracing::error!(peer = %self.name(), "cannot encode {}: {err}", message.name());
                         }
                     }
@@ -305,9 +294,6 @@ impl PeerTask {
                     if let Some(conn) = conn {
                         conn.close();
                     }
-                    if let Some(slot) = rt.codec.get_mut(index(dir)) {
-                        *slot = Codec::default();
-                    }
                     if rt.rib.as_ref().is_some_and(|(d, _)| *d == dir) {
                         rt.rib = None;
                     }
@@ -315,14 +301,10 @@ impl PeerTask {
                 Action::Established(negotiated) => {
                     let dir = negotiated.direction;
                     let codec = negotiated.codec();
-                    if let Some(slot) = rt.codec.get_mut(index(dir)) {
-                        *slot = codec;
-                    }
-                    let local = match dir {
-                        Direction::Outbound => rt.outbound.as_ref(),
-                        Direction::Inbound => rt.inbound.as_ref(),
-                    }
-                    .map(|c| c.local.ip());
+                    let local = rt.conn_mut(dir).map(|c| {
+                        c.codec = codec;
+                        c.local.ip()
+                    });
                     let params = SessionParams {
                         local_asn: self.config.local_asn,
                         peer_asn: self.config.peer_asn,
@@ -366,9 +348,6 @@ impl PeerTask {
                     let mut status = lock(&self.status);
                     status.prefixes_announced = 0;
                     status.last_error = Some(text);
-                    if let DownReason::LocalNotification(_) = reason {
-                        // counted when sent
-                    }
                 }
                 Action::RouteRefresh(family) => {
                     tracing::info!(peer = %self.name(), %family, "route refresh requested");

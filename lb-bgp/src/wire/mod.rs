@@ -25,7 +25,7 @@ pub use update::{
 };
 
 use reader::Reader;
-pub(crate) use update::encode_attribute;
+pub(crate) use update::{encode_attribute, ipv4_prefixes, prefix_wire_len};
 
 /// The 16-octet all-ones marker that starts every message.
 pub const MARKER: [u8; 16] = [0xff; 16];

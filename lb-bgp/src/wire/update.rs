@@ -388,19 +388,25 @@ fn decode_prefixes(bytes: &[u8], v6: bool) -> Result<Vec<IpNet>, DecodeError> {
     Ok(out)
 }
 
-fn v4_only(prefixes: Vec<IpNet>) -> Vec<Ipv4Net> {
+/// The IPv4 prefixes among `prefixes`, in order.
+pub(crate) fn ipv4_prefixes<'a>(prefixes: impl IntoIterator<Item = &'a IpNet>) -> Vec<Ipv4Net> {
     prefixes
         .into_iter()
         .filter_map(|p| match p {
-            IpNet::V4(n) => Some(n),
+            IpNet::V4(n) => Some(*n),
             IpNet::V6(_) => None,
         })
         .collect()
 }
 
+/// Octets one prefix takes in NLRI form: its length, then the significant octets.
+pub(crate) fn prefix_wire_len(prefix: &IpNet) -> usize {
+    1 + usize::from(prefix.prefix_len()).div_ceil(8)
+}
+
 fn encode_prefix(prefix: &IpNet, out: &mut Vec<u8>) {
     let len = prefix.prefix_len();
-    let octets = usize::from(len).div_ceil(8);
+    let octets = prefix_wire_len(prefix) - 1;
     out.push(len);
     match prefix.trunc().addr() {
         IpAddr::V4(a) => out.extend(a.octets().into_iter().take(octets)),
@@ -705,8 +711,8 @@ pub(super) fn decode(body: &[u8], codec: Codec) -> Result<Update, DecodeError> {
     let attr_bytes = r
         .take(usize::from(attrs_len))
         .ok_or_else(|| list("path attributes overrun"))?;
-    let withdrawn = v4_only(decode_prefixes(withdrawn_bytes, false)?);
-    let nlri = v4_only(decode_prefixes(r.rest(), false)?);
+    let withdrawn = ipv4_prefixes(&decode_prefixes(withdrawn_bytes, false)?);
+    let nlri = ipv4_prefixes(&decode_prefixes(r.rest(), false)?);
 
     let mut update = Update {
         withdrawn,
