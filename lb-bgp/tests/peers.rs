@@ -133,26 +133,33 @@ fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A lab with bgpd as `router_asn` peering with our speaker over IPv4 and IPv6, and a
+/// speaker with those two peers (listening on 179 too when `listen`).
+fn frr_dual_session(router_asn: u32, listen: bool) -> (Lab, Daemon, NsRuntime, Speaker) {
+    let lab = Lab::new();
+    let frr = lab.start_frr(&frr_conf(
+        router_asn,
+        "",
+        &[(SPEAKER_V4, LOCAL_ASN, ""), (SPEAKER_V6, LOCAL_ASN, "")],
+    ));
+    let rt = lab.runtime_in(&lab.speaker);
+    let speaker = start_speaker(&rt, listen);
+    set_peers(
+        &rt,
+        &speaker,
+        vec![peer(ROUTER_V4, router_asn), peer(ROUTER_V6, router_asn)],
+    );
+    (lab, frr, rt, speaker)
+}
+
 #[test]
 fn frr_ebgp_ipv4_and_ipv6_attributes_withdrawal_and_latency() {
     if !lab_available("frr_ebgp", &[BGPD, VTYSH]) {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = Lab::new();
-    let _frr = lab.start_frr(&frr_conf(
-        ROUTER_ASN,
-        "",
-        &[(SPEAKER_V4, LOCAL_ASN, ""), (SPEAKER_V6, LOCAL_ASN, "")],
-    ));
-    let rt = lab.runtime_in(&lab.speaker);
     // Listening too: bgpd also dials us, so the collision resolution runs for real.
-    let speaker = start_speaker(&rt, true);
-    set_peers(
-        &rt,
-        &speaker,
-        vec![peer(ROUTER_V4, ROUTER_ASN), peer(ROUTER_V6, ROUTER_ASN)],
-    );
+    let (lab, _frr, rt, speaker) = frr_dual_session(ROUTER_ASN, true);
     let a = attrs();
     speaker.set_routes(vec![
         route("203.0.113.10/32", &a),
@@ -233,19 +240,7 @@ fn frr_ibgp_sends_local_pref_and_empty_as_path() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = Lab::new();
-    let _frr = lab.start_frr(&frr_conf(
-        LOCAL_ASN,
-        "",
-        &[(SPEAKER_V4, LOCAL_ASN, ""), (SPEAKER_V6, LOCAL_ASN, "")],
-    ));
-    let rt = lab.runtime_in(&lab.speaker);
-    let speaker = start_speaker(&rt, false);
-    set_peers(
-        &rt,
-        &speaker,
-        vec![peer(ROUTER_V4, LOCAL_ASN), peer(ROUTER_V6, LOCAL_ASN)],
-    );
+    let (lab, _frr, rt, speaker) = frr_dual_session(LOCAL_ASN, false);
     // Through lb_core::Announcer, as lb-k8s drives it: per-advertisement peer restrictions.
     let ad = |prefix: &str, peers: &[&str]| BgpAdvertisement {
         prefix: prefix.parse().unwrap(),
@@ -704,19 +699,7 @@ fn ten_thousand_prefixes_reach_frr() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = Lab::new();
-    let _frr = lab.start_frr(&frr_conf(
-        ROUTER_ASN,
-        "",
-        &[(SPEAKER_V4, LOCAL_ASN, ""), (SPEAKER_V6, LOCAL_ASN, "")],
-    ));
-    let rt = lab.runtime_in(&lab.speaker);
-    let speaker = start_speaker(&rt, false);
-    set_peers(
-        &rt,
-        &speaker,
-        vec![peer(ROUTER_V4, ROUTER_ASN), peer(ROUTER_V6, ROUTER_ASN)],
-    );
+    let (lab, _frr, _rt, speaker) = frr_dual_session(ROUTER_ASN, false);
     wait_established(&speaker, ROUTER_V4, Duration::from_secs(20));
     wait_established(&speaker, ROUTER_V6, Duration::from_secs(20));
     let a = RouteAttributes {
