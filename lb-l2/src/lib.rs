@@ -18,13 +18,13 @@ pub mod responder;
 pub mod takeover;
 pub mod wire;
 
-// #[cfg(feature = "runtime")]
-// pub mod runtime;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 
 pub use interfaces::{AnnouncedIps, ExcludePatterns, LinkInfo};
 pub use responder::{DropReason, Reply, ReplyKind, respond};
 pub use takeover::{Takeover, TakeoverSchedule, gratuitous_frames};
 pub use wire::EthernetAddress;
 
-// #[cfg(feature = "runtime")]
-// pub use runtime::{InterfaceStatus, IpCounters, L2Error, Responder, ResponderConfig};
+#[cfg(feature = "runtime")]
+pub use runtime::{InterfaceStatus, IpCounters, L2Error, Responder, ResponderConfig};
