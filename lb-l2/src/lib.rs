@@ -27,4 +27,4 @@ pub use takeover::{Takeover, TakeoverSchedule, gratuitous_frames};
 pub use wire::EthernetAddress;
 
 #[cfg(feature = "runtime")]
-pub use runtime::{InterfaceStatus, IpCounters, L2Error, Responder, ResponderConfig};
+pub use runtime::{InterfaceStatus, IpCounters, L2Error, RawSocket, Responder, ResponderConfig};

@@ -76,8 +76,9 @@ pub enum DropReason {
     /// A Neighbor Solicitation whose hop limit is not 255: it crossed a router, so RFC 4861
     /// §7.1.1 says discard it.
     HopLimit(u8),
-    /// A Neighbor Solicitation that breaks an RFC 4861 §7.1.1 rule that needs the IP header.
-    InvalidSolicitation(&'static str),
+    /// A request that cannot be answered: a Neighbor Solicitation breaking an RFC 4861
+    /// §7.1.1 rule that needs the IP header, or a request with no unicast address to answer.
+    InvalidRequest(&'static str),
 }
 
 impl DropReason {
@@ -93,7 +94,7 @@ impl DropReason {
             Self::WrongInterface(_) => "wrong_interface",
             Self::Conflict { .. } => "conflict",
             Self::HopLimit(_) => "hop_limit",
-            Self::InvalidSolicitation(_) => "invalid_solicitation",
+            Self::InvalidRequest(_) => "invalid_request",
         }
     }
 
@@ -117,7 +118,7 @@ impl fmt::Display for DropReason {
             Self::WrongInterface(ip) => write!(f, "{ip} is not announced on this interface"),
             Self::Conflict { ip, mac } => write!(f, "{mac} claims {ip}, which we announce"),
             Self::HopLimit(h) => write!(f, "hop limit {h}, not 255"),
-            Self::InvalidSolicitation(what) => write!(f, "invalid solicitation: {what}"),
+            Self::InvalidRequest(what) => write!(f, "invalid request: {what}"),
         }
     }
 }
@@ -127,8 +128,10 @@ impl fmt::Display for DropReason {
 /// * ARP: a request (Ethernet destination broadcast or our MAC) whose target is an IPv4
 ///   address announced on this interface gets a unicast reply with our MAC, to the
 ///   requester's hardware address. Probes (sender 0.0.0.0, RFC 5227) are answered too: we
-///   own the address and the prober must learn that. A gratuitous request from another host
-///   for one of our IPs is reported as [`DropReason::Conflict`].
+///   own the address and the prober must learn that. Any ARP packet whose sender is one of
+///   our IPs with another host's hardware address (a gratuitous request or reply, RFC 5227
+///   §2.4), and any Neighbor Advertisement of one of our IPs by another host, is reported as
+///   [`DropReason::Conflict`]: two nodes announce the same IP.
 /// * NDP: a Neighbor Solicitation (hop limit 255, valid checksum, to the target's
 ///   solicited-node group or to the target itself) for an announced IPv6 target gets a
 ///   Neighbor Advertisement from the target address with our MAC as target link-layer
@@ -169,24 +172,40 @@ pub fn respond(
             ipv6,
             ndp,
         } => {
-            let NdpRepr::NeighborSolicit {
-                target_addr,
-                source_lladdr,
-            } = ndp
-            else {
-                return Err(DropReason::NotRequest);
+            let (target_addr, source_lladdr) = match ndp {
+                NdpRepr::NeighborSolicit {
+                    target_addr,
+                    source_lladdr,
+                } => (target_addr, source_lladdr),
+                NdpRepr::NeighborAdvert {
+                    target_addr,
+                    target_lladdr,
+                    ..
+                } => {
+                    // Another host advertising one of our IPs: a conflict (RFC 4861 §7.2.5).
+                    let ip = IpAddr::V6(target_addr);
+                    let mac = target_lladdr.unwrap_or(ethernet.src_addr);
+                    if mac != interface.mac && announced.lookup(ip, interface.name) == Lookup::Here
+                    {
+                        return Err(DropReason::Conflict { ip, mac });
+                    }
+                    return Err(DropReason::NotRequest);
+                }
             };
             if ipv6.hop_limit != NDP_HOP_LIMIT {
                 return Err(DropReason::HopLimit(ipv6.hop_limit));
             }
+            if ipv6.src_addr.is_multicast() {
+                return Err(DropReason::InvalidRequest("multicast IPv6 source"));
+            }
             let dad = ipv6.src_addr.is_unspecified();
             if dad && (source_lladdr.is_some() || !is_solicited_node(ipv6.dst_addr)) {
-                return Err(DropReason::InvalidSolicitation(
+                return Err(DropReason::InvalidRequest(
                     "unspecified source needs a solicited-node destination and no source link-layer address",
                 ));
             }
             if ipv6.dst_addr != target_addr && ipv6.dst_addr != solicited_node(target_addr) {
-                return Err(DropReason::InvalidSolicitation(
+                return Err(DropReason::InvalidRequest(
                     "destination is neither the target nor its solicited-node group",
                 ));
             }
@@ -203,7 +222,13 @@ pub fn respond(
             let (dst_mac, dst_ip) = if dad {
                 (EthernetAddress::ipv6_multicast(ALL_NODES), ALL_NODES)
             } else {
-                (source_lladdr.unwrap_or(ethernet.src_addr), ipv6.src_addr)
+                let mac = source_lladdr.unwrap_or(ethernet.src_addr);
+                if !mac.is_unicast() {
+                    return Err(DropReason::InvalidRequest(
+                        "no unicast link-layer address to answer to",
+                    ));
+                }
+                (mac, ipv6.src_addr)
             };
             Ok(Reply {
                 ip: IpAddr::V6(target_addr),
@@ -220,21 +245,30 @@ fn answer_arp(
     interface: Interface<'_>,
     announced: &AnnouncedIps,
 ) -> Result<Reply, DropReason> {
+    // RFC 5227 §2.4: any ARP packet whose sender is one of our IPs and another host's
+    // hardware address is a conflict (a gratuitous request or reply, or a host using it).
+    let sender = IpAddr::V4(arp.source_protocol_addr);
+    if arp.source_hardware_addr != interface.mac
+        && announced.lookup(sender, interface.name) == Lookup::Here
+    {
+        return Err(DropReason::Conflict {
+            ip: sender,
+            mac: arp.source_hardware_addr,
+        });
+    }
     if arp.operation != ArpOperation::Request {
         return Err(DropReason::NotRequest);
     }
     let ip = IpAddr::V4(arp.target_protocol_addr);
     check_announced(ip, interface, announced)?;
-    if arp.source_protocol_addr == arp.target_protocol_addr {
-        return Err(DropReason::Conflict {
-            ip,
-            mac: arp.source_hardware_addr,
-        });
-    }
     let to = if arp.source_hardware_addr.is_unicast() {
         arp.source_hardware_addr
-    } else {
+    } else if ethernet.src_addr.is_unicast() {
         ethernet.src_addr
+    } else {
+        return Err(DropReason::InvalidRequest(
+            "no unicast hardware address to answer to",
+        ));
     };
     let reply = ArpRepr {
         operation: ArpOperation::Reply,

@@ -986,10 +986,12 @@ fn bad_checksum_reports_expected_value() {
         }
     );
 
-    // The wrong pseudo-header (other addresses) fails too.
+    // The wrong pseudo-header (another destination) fails too. (Swapping source and
+    // destination would not: the sum is commutative.)
     let icmp = Icmpv6Packet::new_checked(&NA_FRAME[ICMP_OFF..]).unwrap();
+    assert_eq!(icmp.verify_checksum(IP6_A, IP6_B), Ok(()));
     assert!(matches!(
-        icmp.verify_checksum(IP6_A, IP6_B),
+        icmp.verify_checksum(IP6_B, IP6_B_SNM),
         Err(WireError::Checksum {
             found: NA_CHECKSUM,
             ..

@@ -372,7 +372,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Sends one hand-built frame out of `index`, addressed by its own destination and EtherType.
-fn send_frame(socket: &Socket, index: u32, frame: &[u8]) -> std::io::Result<()> {
+pub(super) fn send_frame(socket: &Socket, index: u32, frame: &[u8]) -> std::io::Result<()> {
     let dst: [u8; 6] = frame
         .get(..6)
         .and_then(|s| s.try_into().ok())

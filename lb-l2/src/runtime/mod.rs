@@ -256,3 +256,35 @@ impl Announcer for Responder {
         self.send(|done| Command::Resync { desired, done }).await
     }
 }
+
+/// A raw link-layer socket on one interface that sends hand-built Ethernet frames (and
+/// receives nothing): for diagnostics and tests that need frames the kernel would not send,
+/// such as an ARP reply or a Neighbor Advertisement from a chosen address. Needs
+/// `CAP_NET_RAW`.
+#[derive(Debug)]
+pub struct RawSocket {
+    socket: socket2::Socket,
+    index: u32,
+}
+
+impl RawSocket {
+    /// Opens a socket on the interface named `interface` in the calling thread's network
+    /// namespace.
+    pub fn open(interface: &str) -> io::Result<Self> {
+        let index = sys::if_index(interface)?;
+        Ok(Self {
+            socket: sys::send_socket(index)?,
+            index,
+        })
+    }
+
+    /// The interface index.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Sends one whole Ethernet frame.
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        manager::send_frame(&self.socket, self.index, frame)
+    }
+}

@@ -138,3 +138,24 @@ pub(crate) fn async_packet_socket(ifindex: u32) -> io::Result<tokio::io::unix::A
     // now owns it is dropped.
     unsafe { tokio::io::unix::AsyncFd::register(socket) }.map_err(io::Error::from)
 }
+
+/// An unfiltered `AF_PACKET` socket bound to `ifindex` for sending only (protocol 0: it
+/// receives nothing).
+pub(crate) fn send_socket(ifindex: u32) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(0)))?;
+    socket.bind(&link_addr(ifindex, 0, None))?;
+    Ok(socket)
+}
+
+/// The index of the interface named `name` in the calling thread's network namespace.
+pub(crate) fn if_index(name: &str) -> io::Result<u32> {
+    let c_name = std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name contains NUL"))?;
+    // SAFETY: `c_name` is a valid NUL-terminated string that outlives the call.
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    if index == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(index)
+    }
+}

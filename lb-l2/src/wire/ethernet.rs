@@ -68,7 +68,7 @@ impl FromStr for EthernetAddress {
         let mut parts = s.split(':');
         for byte in &mut out {
             let part = parts.next().ok_or_else(|| ParseMacError(s.to_owned()))?;
-            if part.is_empty() || part.len() > 2 {
+            if part.is_empty() || part.len() > 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(ParseMacError(s.to_owned()));
             }
             *byte = u8::from_str_radix(part, 16).map_err(|_| ParseMacError(s.to_owned()))?;

@@ -139,7 +139,6 @@ impl NdpRepr {
     /// option of non-zero length.
     pub fn parse<T: AsRef<[u8]>>(packet: &Icmpv6Packet<T>) -> Result<Self, WireError> {
         let bytes = packet.as_bytes();
-        check_len("ndp", bytes.len(), MESSAGE_LEN)?;
         let msg_type = packet.msg_type();
         if msg_type != TYPE_NEIGHBOR_SOLICIT && msg_type != TYPE_NEIGHBOR_ADVERT {
             return Err(WireError::Unsupported {
@@ -147,6 +146,7 @@ impl NdpRepr {
                 what: "ICMPv6 type other than Neighbor Solicitation or Advertisement",
             });
         }
+        check_len("ndp", bytes.len(), MESSAGE_LEN)?;
         if packet.msg_code() != 0 {
             return Err(WireError::Malformed {
                 layer: "ndp",
