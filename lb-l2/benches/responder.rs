@@ -75,16 +75,16 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("responder");
     g.bench_function("parse ARP request", |b| {
-        b.iter(|| Frame::parse(black_box(&arp)))
+        b.iter(|| Frame::parse(black_box(&arp)));
     });
     g.bench_function("parse NS (checksum verified)", |b| {
-        b.iter(|| Frame::parse(black_box(&ns)))
+        b.iter(|| Frame::parse(black_box(&ns)));
     });
     g.bench_function("answer ARP request, 10k IPs announced", |b| {
-        b.iter(|| respond(black_box(&arp), interface, &announced))
+        b.iter(|| respond(black_box(&arp), interface, &announced));
     });
     g.bench_function("answer NS, 10k IPs announced", |b| {
-        b.iter(|| respond(black_box(&ns), interface, &announced))
+        b.iter(|| respond(black_box(&ns), interface, &announced));
     });
     let all = announcements(10_000);
     g.bench_function("resync 10k services", |b| {
@@ -92,7 +92,7 @@ fn bench(c: &mut Criterion) {
             let mut set = AnnouncedIps::new();
             set.resync(black_box(&all));
             set
-        })
+        });
     });
     g.finish();
 }

@@ -30,12 +30,12 @@ fn parse_ip(s: &str) -> Result<IpAddr, String> {
             "{ip} cannot be announced: it is unspecified, multicast or loopback"
         ));
     }
-    if let IpAddr::V4(v4) = ip {
-        if v4.is_broadcast() {
-            return Err(format!(
-                "{ip} cannot be announced: it is the broadcast address"
-            ));
-        }
+    if let IpAddr::V4(v4) = ip
+        && v4.is_broadcast()
+    {
+        return Err(format!(
+            "{ip} cannot be announced: it is the broadcast address"
+        ));
     }
     Ok(ip)
 }

@@ -359,10 +359,11 @@ async fn watch_neighbours(
                 _ => {}
             }
         }
-        if let (Some(dst), Some(mac)) = (dst, lladdr) {
-            if wanted.contains(&(dst, mac)) && !seen.iter().any(|(ip, _)| *ip == dst) {
-                seen.push((dst, now));
-            }
+        if let (Some(dst), Some(mac)) = (dst, lladdr)
+            && wanted.contains(&(dst, mac))
+            && !seen.iter().any(|(ip, _)| *ip == dst)
+        {
+            seen.push((dst, now));
         }
     }
     seen

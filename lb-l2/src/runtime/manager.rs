@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::links::{self, link_info};
-use super::{Command, InterfaceStatus, IpCounters, L2Error, ResponderConfig, Shared, lock, sys};
+use super::{Command, InterfaceStatus, L2Error, ResponderConfig, Shared, lock, sys};
 use crate::interfaces::{AnnouncedIps, LinkInfo};
 use crate::responder::{DropReason, Interface, respond};
 use crate::takeover::{Takeover, gratuitous_frames};
@@ -170,7 +170,7 @@ impl Manager {
 
     /// Which links should answer, given the current link list.
     fn wanted(&self, link: &LinkInfo) -> Result<EthernetAddress, String> {
-        let named = self.config.only_interfaces.iter().any(|n| *n == link.name);
+        let named = self.config.only_interfaces.contains(&link.name);
         if !self.config.only_interfaces.is_empty() && !named {
             return Err("not in the configured interface list".to_owned());
         }
@@ -317,10 +317,11 @@ impl Manager {
             active.groups = groups;
             active.ips = wanted;
         }
+        let ips: BTreeSet<IpAddr> = announced.iter().map(|(ip, _)| ip).collect();
         let mut counters = lock(&self.shared.counters);
-        counters.retain(|ip, _| announced.iter().any(|(a, _)| a == *ip));
-        for (ip, _) in announced.iter() {
-            counters.entry(ip).or_insert_with(IpCounters::default);
+        counters.retain(|ip, _| ips.contains(ip));
+        for ip in ips {
+            counters.entry(ip).or_default();
         }
     }
 
@@ -405,7 +406,7 @@ async fn receive(
             }
         };
         loop {
-            match guard.try_io(|fd| (&*fd.get_ref()).read(&mut buf)) {
+            match guard.try_io(|fd| fd.get_ref().read(&mut buf)) {
                 Ok(Ok(n)) => {
                     let frame = buf.get(..n).unwrap_or(&[]);
                     handle_frame(
@@ -462,7 +463,7 @@ fn handle_frame(
             shared.count_iface(index, |s| *s.drops.entry(reason.name()).or_default() += 1);
             match &reason {
                 DropReason::WrongInterface(ip) => {
-                    shared.count_ip(*ip, |c| c.requests_received += 1)
+                    shared.count_ip(*ip, |c| c.requests_received += 1);
                 }
                 DropReason::Conflict { ip, mac } => {
                     tracing::warn!(interface = %interface.name, %ip, %mac, "another host claims an IP we announce");
