@@ -235,6 +235,12 @@ fn example_answers_arping_and_ndisc6_and_withdraws_on_sigusr1() {
         assert_eq!(mac, lab.a.mac, "{ip} resolved to {mac} ({state})");
     }
 
+    // The node joined the VIP's solicited-node group: link-layer membership for the NIC's
+    // filter and the IPv6 group (MLD) for snooping switches.
+    let groups = lab.a.ns.ip(&["maddr", "show", "dev", "eth0"]);
+    assert!(groups.contains("33:33:ff:00:00:20"), "{groups}");
+    assert!(groups.contains("ff02::1:ff00:20"), "{groups}");
+
     // Nobody announces these.
     let out = arping(&lab, OTHER4);
     assert!(
@@ -257,6 +263,15 @@ fn example_answers_arping_and_ndisc6_and_withdraws_on_sigusr1() {
     let out = ndisc6(&lab, VIP6);
     assert!(!out.contains(&a_mac), "withdrawn {VIP6} answered: {out}");
     assert!(daemon.running(), "respond exited after SIGUSR1");
+    let groups = lab.a.ns.ip(&["maddr", "show", "dev", "eth0"]);
+    assert!(
+        !groups.contains("33:33:ff:00:00:20"),
+        "left the group: {groups}"
+    );
+    assert!(
+        !groups.contains("ff02::1:ff00:20"),
+        "left the group: {groups}"
+    );
 
     // SIGUSR2 announces again.
     daemon.signal(nix::sys::signal::Signal::SIGUSR2);
