@@ -466,6 +466,18 @@ fn md5_session_comes_up_only_with_matching_passwords() {
         "",
         &[(SPEAKER_V4, LOCAL_ASN, "password lb-secret-1")],
     ));
+    // bgpd opens its vty before it has read the configuration; until the neighbour (and so
+    // the MD5 key on the listening socket) exists, a connection without a key is accepted.
+    wait_for(
+        "FRR to configure the MD5 neighbour",
+        Duration::from_secs(10),
+        || {
+            let n = lab.vtysh_json("show bgp neighbors json");
+            n.get(SPEAKER_V4).is_some().then_some(())
+        },
+    );
+    // Its password line follows within the same configuration read.
+    std::thread::sleep(Duration::from_millis(300));
     let rt = lab.runtime_in(&lab.speaker);
     let speaker = start_speaker(&rt, false);
     let a = attrs();

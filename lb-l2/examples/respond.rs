@@ -10,8 +10,8 @@
 //! sends the takeover announcements: gratuitous ARP / unsolicited NA.
 //!
 //! Signals: SIGUSR1 withdraws every IP (stops answering) and keeps running; SIGUSR2 announces
-//! them again (with a new takeover round); SIGINT / SIGTERM stop. Per-IP and per-interface
-//! counters are logged after each signal.
+//! them again after a SIGUSR1 (with new takeover rounds; IPs still announced get none);
+//! SIGINT / SIGTERM stop. Per-IP and per-interface counters are logged after each signal.
 
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -81,7 +81,8 @@ async fn main() -> ExitCode {
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Also on stderr directly, so the reason shows even with logging turned off.
+            eprintln!("respond: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
-use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use socket2::Socket;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
@@ -30,16 +30,27 @@ type NetlinkEvents = futures_util::stream::BoxStream<
     ),
 >;
 
+/// IPv6 group joins per MLD socket: each join takes socket option memory, limited per socket
+/// by `net.core.optmem_max` (20 KiB on older kernels, enough for a few hundred groups).
+const GROUPS_PER_MLD_SOCKET: usize = 128;
+
+/// Frames handled per wake-up before the receive task yields, so a flood on one interface
+/// cannot starve the manager, the signals or the other interfaces.
+const FRAMES_PER_WAKEUP: usize = 64;
+
 /// An interface that answers.
 struct Active {
     name: String,
     mac: EthernetAddress,
     socket: Arc<AsyncFd<Socket>>,
     receiver: JoinHandle<()>,
-    /// A UDP socket whose IPv6 group joins make the kernel send MLD reports.
-    mld: Option<Socket>,
     ips: BTreeSet<IpAddr>,
-    groups: BTreeSet<Ipv6Addr>,
+    /// Solicited-node groups whose link-layer address the packet socket is a member of.
+    link_groups: BTreeSet<Ipv6Addr>,
+    /// UDP sockets whose IPv6 group joins make the kernel send MLD reports, and the groups
+    /// joined on each (by index into `mld`).
+    mld: Vec<(Socket, usize)>,
+    mld_groups: BTreeMap<Ipv6Addr, usize>,
 }
 
 impl Drop for Active {
@@ -65,6 +76,14 @@ impl Manager {
         shared: Arc<Shared>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Result<(), L2Error> {
+        if config.rescan.is_zero() {
+            return Err(L2Error::Config("rescan interval must not be zero".into()));
+        }
+        if config.takeover.rounds > 1 && config.takeover.interval.is_zero() {
+            return Err(L2Error::Config(
+                "takeover interval must not be zero when more than one round is sent".into(),
+            ));
+        }
         let netlink = |e: std::io::Error| L2Error::Netlink(e.to_string());
         let (conn, handle, _) = rtnetlink::new_connection().map_err(netlink)?;
         tokio::spawn(conn);
@@ -97,7 +116,10 @@ impl Manager {
         rescan.tick().await;
         let mut events_open = true;
         loop {
-            let deadline = self.takeover.next_deadline().map(|d| self.origin + d);
+            let deadline = self
+                .takeover
+                .next_deadline()
+                .and_then(|d| self.origin.checked_add(d));
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Apply { service, desired, done }) => {
@@ -126,19 +148,20 @@ impl Manager {
                     }
                 },
                 event = events.next(), if events_open => match event {
-                    Some((message, _)) => self.on_netlink(message),
+                    Some((message, _)) => {
+                        if self.on_netlink(message) {
+                            // Notifications were lost: list everything now.
+                            tracing::warn!("netlink notifications overran; listing links again");
+                            self.rescan().await;
+                            rescan.reset();
+                        }
+                    }
                     None => {
                         tracing::warn!("netlink link notifications stopped; relying on the periodic rescan");
                         events_open = false;
                     }
                 },
-                _ = rescan.tick() => match links::dump(&self.handle).await {
-                    Ok(links) => {
-                        self.links = links.into_iter().map(|l| (l.index, l)).collect();
-                        self.reconcile_links();
-                    }
-                    Err(e) => tracing::warn!(error = %e, "link rescan failed"),
-                },
+                _ = rescan.tick() => self.rescan().await,
                 () = sleep_until(deadline) => {}
             }
             self.run_takeover();
@@ -154,18 +177,39 @@ impl Manager {
         f(&mut announced)
     }
 
-    fn on_netlink(&mut self, message: NetlinkMessage<RouteNetlinkMessage>) {
-        match message.payload {
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
-                let info = link_info(&link);
-                self.links.insert(info.index, info);
+    /// Lists the links again, and retries what failed (sockets, group memberships).
+    async fn rescan(&mut self) {
+        match links::dump(&self.handle).await {
+            Ok(links) => {
+                self.links = links.into_iter().map(|l| (l.index, l)).collect();
+                self.reconcile_links();
             }
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
-                self.links.remove(&link.header.index);
-            }
-            _ => return,
+            Err(e) => tracing::warn!(error = %e, "link rescan failed"),
+        }
+        self.sync_ips();
+    }
+
+    /// Applies one link notification; true when notifications were lost (overrun).
+    fn on_netlink(&mut self, message: NetlinkMessage<RouteNetlinkMessage>) -> bool {
+        let (link, deleted) = match message.payload {
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => (link, false),
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => (link, true),
+            NetlinkPayload::Overrun(_) => return true,
+            _ => return false,
+        };
+        // Bridge port and VLAN notifications (AF_BRIDGE) describe a link's bridge state, with
+        // the bridge as "master" even for the bridge itself: not the link.
+        if link.header.interface_family != AddressFamily::Unspec {
+            return false;
+        }
+        if deleted {
+            self.links.remove(&link.header.index);
+        } else {
+            let info = link_info(&link);
+            self.links.insert(info.index, info);
         }
         self.reconcile_links();
+        false
     }
 
     /// Which links should answer, given the current link list.
@@ -180,11 +224,13 @@ impl Manager {
     }
 
     fn reconcile_links(&mut self) {
+        // A receive task ends only when its socket failed: close it, and open a new one
+        // below if the link still qualifies.
         let gone: Vec<u32> = self
             .active
-            .keys()
-            .filter(|i| !self.links.contains_key(i))
-            .copied()
+            .iter()
+            .filter(|(i, a)| !self.links.contains_key(i) || a.receiver.is_finished())
+            .map(|(i, _)| *i)
             .collect();
         for index in gone {
             self.deactivate(index);
@@ -250,7 +296,6 @@ impl Manager {
             mac,
             Arc::clone(&self.shared),
         ));
-        let mld = Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None).ok();
         self.active.insert(
             link.index,
             Active {
@@ -258,9 +303,10 @@ impl Manager {
                 mac,
                 socket,
                 receiver,
-                mld,
                 ips: BTreeSet::new(),
-                groups: BTreeSet::new(),
+                link_groups: BTreeSet::new(),
+                mld: Vec::new(),
+                mld_groups: BTreeMap::new(),
             },
         );
         self.sync_ips();
@@ -275,6 +321,8 @@ impl Manager {
     fn stop(&mut self) {
         self.takeover.retain(|_| false);
         self.active.clear();
+        self.write_announced(|a| a.resync(&[]));
+        lock(&self.shared.counters).clear();
         for status in lock(&self.shared.interfaces).values_mut() {
             status.active = false;
             status.reason = Some("responder stopped".to_owned());
@@ -293,13 +341,24 @@ impl Manager {
             .clone();
         for (index, active) in &mut self.active {
             let wanted: BTreeSet<IpAddr> = announced.on_interface(&active.name).collect();
-            for ip in wanted.difference(&active.ips) {
-                tracing::info!(interface = %active.name, %ip, "announcing");
+            let added: Vec<IpAddr> = wanted.difference(&active.ips).copied().collect();
+            let removed: Vec<IpAddr> = active.ips.difference(&wanted).copied().collect();
+            for ip in &added {
+                tracing::debug!(interface = %active.name, %ip, "announcing");
                 self.takeover.announce((*index, *ip), now);
             }
-            for ip in active.ips.difference(&wanted) {
-                tracing::info!(interface = %active.name, %ip, "withdrawn");
+            for ip in &removed {
+                tracing::debug!(interface = %active.name, %ip, "withdrawn");
                 self.takeover.withdraw(&(*index, *ip));
+            }
+            if !added.is_empty() || !removed.is_empty() {
+                tracing::info!(
+                    interface = %active.name,
+                    added = added.len(),
+                    removed = removed.len(),
+                    announced = wanted.len(),
+                    "announced IPs changed"
+                );
             }
             let groups: BTreeSet<Ipv6Addr> = wanted
                 .iter()
@@ -308,13 +367,7 @@ impl Manager {
                     IpAddr::V4(_) => None,
                 })
                 .collect();
-            for group in groups.difference(&active.groups) {
-                join(active, *index, *group, true);
-            }
-            for group in active.groups.difference(&groups) {
-                join(active, *index, *group, false);
-            }
-            active.groups = groups;
+            active.sync_groups(*index, &groups);
             active.ips = wanted;
         }
         let ips: BTreeSet<IpAddr> = announced.iter().map(|(ip, _)| ip).collect();
@@ -327,6 +380,8 @@ impl Manager {
 
     fn run_takeover(&mut self) {
         let now = self.origin.elapsed();
+        let mut failed = 0u64;
+        let mut last_error = None;
         for (index, ip) in self.takeover.poll(now) {
             let Some(active) = self.active.get(&index) else {
                 continue;
@@ -338,29 +393,96 @@ impl Manager {
                         self.shared.count_iface(index, |s| s.gratuitous_sent += 1);
                     }
                     Err(e) => {
-                        tracing::warn!(interface = %active.name, %ip, error = %e, "takeover frame not sent");
+                        failed += 1;
+                        last_error = Some(e);
                         self.shared.count_iface(index, |s| s.send_errors += 1);
                     }
                 }
             }
         }
+        if let Some(e) = last_error {
+            // One line per round, not per frame: a large failover can fill the queue.
+            tracing::warn!(frames = failed, error = %e, "takeover frames not sent (later rounds repeat them)");
+        }
     }
 }
 
-fn join(active: &Active, index: u32, group: Ipv6Addr, add: bool) {
-    let mac = EthernetAddress::ipv6_multicast(group);
-    if let Err(e) = sys::packet_membership(active.socket.get_ref(), index, mac, add) {
-        tracing::warn!(interface = %active.name, %group, error = %e, "link-layer multicast membership failed");
+impl Active {
+    /// Brings the link-layer and IPv6 (MLD) memberships in line with `groups`. A membership
+    /// that fails is not recorded, so the next call (at the latest the next rescan) retries it.
+    fn sync_groups(&mut self, index: u32, groups: &BTreeSet<Ipv6Addr>) {
+        let stale: Vec<Ipv6Addr> = self.link_groups.difference(groups).copied().collect();
+        for group in stale {
+            let mac = EthernetAddress::ipv6_multicast(group);
+            let _ = sys::packet_membership(self.socket.get_ref(), index, mac, false);
+            self.link_groups.remove(&group);
+        }
+        let stale: Vec<(Ipv6Addr, usize)> = self
+            .mld_groups
+            .iter()
+            .filter(|(g, _)| !groups.contains(g))
+            .map(|(g, i)| (*g, *i))
+            .collect();
+        for (group, at) in stale {
+            if let Some((socket, count)) = self.mld.get_mut(at) {
+                let _ = socket.leave_multicast_v6(&group, index);
+                *count = count.saturating_sub(1);
+            }
+            self.mld_groups.remove(&group);
+        }
+        for group in groups {
+            if !self.link_groups.contains(group) {
+                let mac = EthernetAddress::ipv6_multicast(*group);
+                match sys::packet_membership(self.socket.get_ref(), index, mac, true) {
+                    Ok(()) => {
+                        self.link_groups.insert(*group);
+                    }
+                    Err(e) => tracing::warn!(
+                        interface = %self.name, %group, error = %e,
+                        "link-layer multicast membership failed; solicitations may not arrive; retrying at the next rescan"
+                    ),
+                }
+            }
+            if !self.mld_groups.contains_key(group) {
+                self.join_mld(index, *group);
+            }
+        }
     }
-    if let Some(mld) = &active.mld {
-        let result = if add {
-            mld.join_multicast_v6(&group, index)
-        } else {
-            mld.leave_multicast_v6(&group, index)
+
+    fn join_mld(&mut self, index: u32, group: Ipv6Addr) {
+        let at = match self
+            .mld
+            .iter()
+            .position(|(_, count)| *count < GROUPS_PER_MLD_SOCKET)
+        {
+            Some(at) => at,
+            None => match Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None) {
+                Ok(socket) => {
+                    self.mld.push((socket, 0));
+                    self.mld.len() - 1
+                }
+                Err(e) => {
+                    tracing::debug!(interface = %self.name, error = %e, "no IPv6 socket for MLD joins");
+                    return;
+                }
+            },
         };
-        if let Err(e) = result {
-            // IPv6 may be disabled on the link; the link-layer membership still receives.
-            tracing::debug!(interface = %active.name, %group, error = %e, "IPv6 group membership (MLD) failed");
+        let Some((socket, count)) = self.mld.get_mut(at) else {
+            return;
+        };
+        match socket.join_multicast_v6(&group, index) {
+            Ok(()) => {
+                *count += 1;
+                self.mld_groups.insert(group, at);
+            }
+            // IPv6 disabled on the link: the link-layer membership still receives.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL | libc::ENODEV)) => {
+                tracing::debug!(interface = %self.name, %group, error = %e, "no IPv6 on the link; no MLD report");
+            }
+            Err(e) => tracing::warn!(
+                interface = %self.name, %group, error = %e,
+                "IPv6 group membership (MLD) failed; snooping switches may not forward solicitations; retrying at the next rescan"
+            ),
         }
     }
 }
@@ -388,6 +510,44 @@ pub(super) fn send_frame(socket: &Socket, index: u32, frame: &[u8]) -> std::io::
     socket.send_to(frame, &addr).map(|_| ())
 }
 
+/// Logs a warning at most once per interval, counting what it held back.
+struct Throttle {
+    next: Option<Instant>,
+    held_back: u64,
+}
+
+impl Throttle {
+    const INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+    const fn new() -> Self {
+        Self {
+            next: None,
+            held_back: 0,
+        }
+    }
+
+    /// `Some(number held back since the last line)` when a line may be logged now.
+    fn allow(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self.next.is_some_and(|next| now < next) {
+            self.held_back += 1;
+            return None;
+        }
+        self.next = Some(now + Self::INTERVAL);
+        Some(std::mem::take(&mut self.held_back))
+    }
+}
+
+/// Per-receiver state that is not shared.
+struct Receiver<'a> {
+    socket: &'a Socket,
+    index: u32,
+    interface: Interface<'a>,
+    shared: &'a Shared,
+    conflict_log: Throttle,
+    send_log: Throttle,
+}
+
 /// Reads every frame the filter passes on one interface and answers it.
 async fn receive(
     socket: Arc<AsyncFd<Socket>>,
@@ -396,27 +556,30 @@ async fn receive(
     mac: EthernetAddress,
     shared: Arc<Shared>,
 ) {
+    let mut receiver = Receiver {
+        socket: socket.get_ref(),
+        index,
+        interface: Interface { name: &name, mac },
+        shared: &shared,
+        conflict_log: Throttle::new(),
+        send_log: Throttle::new(),
+    };
     let mut buf = vec![0u8; 65_536];
     loop {
         let mut guard = match socket.readable().await {
             Ok(guard) => guard,
             Err(e) => {
-                tracing::warn!(interface = %name, error = %e, "packet socket failed");
+                tracing::warn!(interface = %name, error = %e, "packet socket failed; reopening at the next rescan");
+                shared.count_iface(index, |s| {
+                    s.active = false;
+                    s.reason = Some(format!("socket failed: {e}"));
+                });
                 return;
             }
         };
-        loop {
+        for _ in 0..FRAMES_PER_WAKEUP {
             match guard.try_io(|fd| fd.get_ref().read(&mut buf)) {
-                Ok(Ok(n)) => {
-                    let frame = buf.get(..n).unwrap_or(&[]);
-                    handle_frame(
-                        frame,
-                        socket.get_ref(),
-                        index,
-                        Interface { name: &name, mac },
-                        &shared,
-                    );
-                }
+                Ok(Ok(n)) => receiver.handle(buf.get(..n).unwrap_or(&[])),
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Ok(Err(e)) => {
                     // ENETDOWN and friends while a link goes away; the manager closes us.
@@ -427,49 +590,54 @@ async fn receive(
                 Err(_would_block) => break,
             }
         }
+        // Readiness is kept when the budget ran out, so the next `readable` returns at once,
+        // after every other task had its turn.
+        tokio::task::yield_now().await;
     }
 }
 
-fn handle_frame(
-    frame: &[u8],
-    socket: &Socket,
-    index: u32,
-    interface: Interface<'_>,
-    shared: &Shared,
-) {
-    shared.count_iface(index, |s| s.frames_received += 1);
-    let result = {
+impl Receiver<'_> {
+    fn handle(&mut self, frame: &[u8]) {
+        let (index, interface, shared) = (self.index, self.interface, self.shared);
+        shared.count_iface(index, |s| s.frames_received += 1);
+        // The announced set stays read-locked until the reply is sent, so once a withdrawal
+        // returns no reply for a withdrawn IP can still be on its way out.
         let announced = shared
             .announced
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        respond(frame, interface, &announced)
-    };
-    match result {
-        Ok(reply) => {
-            shared.count_ip(reply.ip, |c| c.requests_received += 1);
-            match send_frame(socket, index, &reply.frame) {
-                Ok(()) => {
-                    shared.count_ip(reply.ip, |c| c.responses_sent += 1);
-                    shared.count_iface(index, |s| s.replies_sent += 1);
-                }
-                Err(e) => {
-                    tracing::warn!(interface = %interface.name, ip = %reply.ip, error = %e, "reply not sent");
-                    shared.count_iface(index, |s| s.send_errors += 1);
+        match respond(frame, interface, &announced) {
+            Ok(reply) => {
+                shared.count_ip(reply.ip, |c| c.requests_received += 1);
+                match send_frame(self.socket, index, &reply.frame) {
+                    Ok(()) => {
+                        shared.count_ip(reply.ip, |c| c.responses_sent += 1);
+                        shared.count_iface(index, |s| s.replies_sent += 1);
+                    }
+                    Err(e) => {
+                        shared.count_iface(index, |s| s.send_errors += 1);
+                        if let Some(held_back) = self.send_log.allow() {
+                            tracing::warn!(interface = %interface.name, ip = %reply.ip, error = %e, held_back, "reply not sent");
+                        }
+                    }
                 }
             }
-        }
-        Err(reason) => {
-            shared.count_iface(index, |s| *s.drops.entry(reason.name()).or_default() += 1);
-            match &reason {
-                DropReason::WrongInterface(ip) => {
-                    shared.count_ip(*ip, |c| c.requests_received += 1);
+            Err(reason) => {
+                shared.count_iface(index, |s| *s.drops.entry(reason.name()).or_default() += 1);
+                match &reason {
+                    DropReason::WrongInterface(ip) => {
+                        shared.count_ip(*ip, |c| c.requests_received += 1);
+                    }
+                    DropReason::Conflict { ip, mac } => {
+                        shared.count_ip(*ip, |c| c.conflicts += 1);
+                        if let Some(held_back) = self.conflict_log.allow() {
+                            tracing::warn!(interface = %interface.name, %ip, %mac, held_back, "another host claims an IP we announce");
+                        }
+                    }
+                    _ => {
+                        tracing::trace!(interface = %interface.name, %reason, "frame not answered");
+                    }
                 }
-                DropReason::Conflict { ip, mac } => {
-                    tracing::warn!(interface = %interface.name, %ip, %mac, "another host claims an IP we announce");
-                    shared.count_ip(*ip, |c| c.conflicts += 1);
-                }
-                _ => tracing::trace!(interface = %interface.name, %reason, "frame not answered"),
             }
         }
     }

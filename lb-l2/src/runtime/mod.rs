@@ -74,6 +74,9 @@ pub enum L2Error {
     /// Talking to the kernel over netlink failed.
     #[error("netlink: {0}")]
     Netlink(String),
+    /// The configuration cannot work.
+    #[error("invalid layer-2 responder configuration: {0}")]
+    Config(String),
     /// The responder was shut down.
     #[error("the layer-2 responder has stopped")]
     Stopped,

@@ -23,27 +23,38 @@ const LD_B_ABS: u16 = 0x30;
 const JEQ_K: u16 = 0x15;
 const RET_K: u16 = 0x06;
 
-/// The filter every responder socket carries, so the kernel wakes us only for ARP requests
-/// and ICMPv6 Neighbor Solicitations, never for our own outgoing frames or other traffic:
+/// `SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT`: 1 when the kernel moved an 802.1Q tag off the
+/// frame into its metadata.
+const SKF_AD_VLAN_TAG_PRESENT: u32 = 0xffff_f000 + 48;
+
+/// The filter every responder socket carries, so the kernel wakes us only for untagged ARP
+/// requests and ICMPv6 Neighbor Solicitations, never for our own outgoing frames or other
+/// traffic. Tagged frames are dropped: the kernel strips the tag before taps see the frame,
+/// so a request from VLAN 100 would otherwise look like one from the untagged network and
+/// be answered there (VLANs are answered on their own `eth0.100`-style interfaces).
 ///
 /// ```text
 ///  0: ld   #pkttype            ; drop what this host sends
-///  1: jeq  #4 (OUTGOING)   → 12
-///  2: ldh  [12]                ; EtherType
-///  3: jeq  #0x0806 (ARP)   → 4 else 6
-///  4: ldh  [20]                ; ARP operation
-///  5: jeq  #1 (request)    → 11 else 12
-///  6: jeq  #0x86dd (IPv6)  → 7 else 12
-///  7: ldb  [20]                ; IPv6 next header (no extension headers: NDP has none)
-///  8: jeq  #58 (ICMPv6)    → 9 else 12
-///  9: ldb  [54]                ; ICMPv6 type
-/// 10: jeq  #135 (NS)       → 11 else 12
-/// 11: ret  #262144             ; accept the whole frame
-/// 12: ret  #0                  ; drop
+///  1: jeq  #4 (OUTGOING)   → 14
+///  2: ld   #vlan_avail         ; drop 802.1Q-tagged frames
+///  3: jeq  #1              → 14
+///  4: ldh  [12]                ; EtherType
+///  5: jeq  #0x0806 (ARP)   → 6 else 8
+///  6: ldh  [20]                ; ARP operation
+///  7: jeq  #1 (request)    → 13 else 14
+///  8: jeq  #0x86dd (IPv6)  → 9 else 14
+///  9: ldb  [20]                ; IPv6 next header (no extension headers: NDP has none)
+/// 10: jeq  #58 (ICMPv6)    → 11 else 14
+/// 11: ldb  [54]                ; ICMPv6 type
+/// 12: jeq  #135 (NS)       → 13 else 14
+/// 13: ret  #262144             ; accept the whole frame
+/// 14: ret  #0                  ; drop
 /// ```
-pub(crate) const FILTER: [SockFilter; 13] = [
+pub(crate) const FILTER: [SockFilter; 15] = [
     SockFilter::new(LD_W_ABS, 0, 0, SKF_AD_PKTTYPE),
-    SockFilter::new(JEQ_K, 10, 0, PACKET_OUTGOING),
+    SockFilter::new(JEQ_K, 12, 0, PACKET_OUTGOING),
+    SockFilter::new(LD_W_ABS, 0, 0, SKF_AD_VLAN_TAG_PRESENT),
+    SockFilter::new(JEQ_K, 10, 0, 1),
     SockFilter::new(LD_H_ABS, 0, 0, 12),
     SockFilter::new(JEQ_K, 0, 2, 0x0806),
     SockFilter::new(LD_H_ABS, 0, 0, 20),
