@@ -97,6 +97,9 @@ pub struct LinkInfo {
     pub mac: Option<EthernetAddress>,
     /// `IFF_UP`.
     pub up: bool,
+    /// `IFF_LOWER_UP`: the link has carrier. Not needed to answer; a link whose carrier
+    /// returns announces its IPs again (the segment may have changed).
+    pub carrier: bool,
     /// `IFF_NOARP`.
     pub noarp: bool,
     /// `IFF_LOOPBACK`.

@@ -19,6 +19,7 @@ fn good(name: &str) -> LinkInfo {
         name: name.to_owned(),
         mac: Some(MAC),
         up: true,
+        carrier: true,
         noarp: false,
         loopback: false,
         master: None,
@@ -46,6 +47,7 @@ fn a_plain_ethernet_link_is_eligible_with_its_mac() {
 fn down_link_is_ineligible() {
     let link = LinkInfo {
         up: false,
+        carrier: false,
         ..good("eth0")
     };
     let err = link.eligibility(&ExcludePatterns::default()).unwrap_err();
@@ -147,6 +149,7 @@ fn excluded_name_wins_over_every_other_reason() {
         name: "lo".to_owned(),
         mac: None,
         up: false,
+        carrier: false,
         noarp: true,
         loopback: true,
         master: Some(3),
@@ -180,6 +183,7 @@ fn a_link_with_several_flaws_is_ineligible_without_exclusions() {
         name: "eth0".to_owned(),
         mac: None,
         up: false,
+        carrier: false,
         noarp: true,
         loopback: true,
         master: Some(3),

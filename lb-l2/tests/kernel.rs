@@ -78,6 +78,9 @@ impl Lab {
             switch.ip(&["link", "set", port, "master", "br0", "up"]);
             ns.ip(&["addr", "add", v4, "dev", "eth0"]);
             ns.ip(&["addr", "add", v6, "dev", "eth0", "nodad"]);
+            // No link-local address: its duplicate address detection would send Neighbor
+            // Solicitations at random moments, which the wake-up test must not see.
+            ns.ip(&["link", "set", "eth0", "addrgenmode", "none"]);
             ns.ip(&["link", "set", "eth0", "up"]);
             let mac = mac_of(&ns, "eth0");
             Host { ns, mac }
@@ -568,6 +571,20 @@ fn interfaces_are_followed_live() {
         eth1.drops
     );
     apply(&a_rt, &a, Some(announcement(&[IpAddr::V4(VIP4)])));
+
+    // The far end goes down and up: eth1 stays up but loses carrier; when the carrier is
+    // back it announces again.
+    let before = status("eth1").unwrap().gratuitous_sent;
+    other.ip(&["link", "set", "eth0", "down"]);
+    wait_for("carrier lost", Duration::from_secs(5), || {
+        (!lab.a.ns.ip(&["link", "show", "eth1"]).contains("LOWER_UP")).then_some(())
+    });
+    other.ip(&["link", "set", "eth0", "up"]);
+    wait_for(
+        "announced again after carrier",
+        Duration::from_secs(5),
+        || status("eth1").filter(|s| s.active && s.gratuitous_sent > before),
+    );
 
     // Down: it stops answering; up again: it answers and announces again.
     lab.a.ns.ip(&["link", "set", "eth1", "down"]);

@@ -15,6 +15,7 @@ pub(crate) fn link_info(msg: &LinkMessage) -> LinkInfo {
         name: String::new(),
         mac: None,
         up: flags.contains(LinkFlags::Up),
+        carrier: flags.contains(LinkFlags::LowerUp),
         noarp: flags.contains(LinkFlags::Noarp),
         loopback: flags.contains(LinkFlags::Loopback),
         master: None,

@@ -42,6 +42,7 @@ const FRAMES_PER_WAKEUP: usize = 64;
 struct Active {
     name: String,
     mac: EthernetAddress,
+    carrier: bool,
     socket: Arc<AsyncFd<Socket>>,
     receiver: JoinHandle<()>,
     ips: BTreeSet<IpAddr>,
@@ -244,6 +245,7 @@ impl Manager {
                 .map(|a| (a.mac, a.name.clone()));
             match (wanted, current) {
                 (Ok(mac), Some((old_mac, old_name))) if mac == old_mac && link.name == old_name => {
+                    self.carrier_changed(link);
                 }
                 (Ok(mac), current) => {
                     if current.is_some() {
@@ -262,6 +264,23 @@ impl Manager {
         }
         let mut statuses = lock(&self.shared.interfaces);
         statuses.retain(|index, _| self.links.contains_key(index));
+    }
+
+    /// A link whose carrier came back announces its IPs again: it may now be plugged into
+    /// another switch, or the switch may have restarted and forgotten every MAC.
+    fn carrier_changed(&mut self, link: &LinkInfo) {
+        let now = self.origin.elapsed();
+        let Some(active) = self.active.get_mut(&link.index) else {
+            return;
+        };
+        let returned = link.carrier && !active.carrier;
+        active.carrier = link.carrier;
+        if returned {
+            tracing::info!(interface = %link.name, ips = active.ips.len(), "carrier is back; announcing again");
+            for ip in &active.ips {
+                self.takeover.announce((link.index, *ip), now);
+            }
+        }
     }
 
     fn set_status(&self, link: &LinkInfo, active: bool, reason: Option<String>) {
@@ -301,6 +320,7 @@ impl Manager {
             Active {
                 name: link.name.clone(),
                 mac,
+                carrier: link.carrier,
                 socket,
                 receiver,
                 ips: BTreeSet::new(),
