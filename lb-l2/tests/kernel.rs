@@ -151,10 +151,14 @@ fn apply(rt: &NsRuntime, responder: &Responder, desired: Option<Announcement>) {
     });
 }
 
-fn arping(lab: &Lab, ip: Ipv4Addr) -> String {
-    let out = lab
-        .client
-        .ns
+fn shutdown(rt: &NsRuntime, responder: &Responder) {
+    let r = responder.clone();
+    rt.call(async move { r.shutdown().await });
+}
+
+/// `arping` once from `from`'s eth0; its output, lower case.
+fn arping(from: &Netns, ip: Ipv4Addr) -> String {
+    let out = from
         .command(ARPING)
         .args(["-c", "1", "-w", "1000000", "-i", "eth0", &ip.to_string()])
         .output()
@@ -223,7 +227,7 @@ fn example_answers_arping_and_ndisc6_and_withdraws_on_sigusr1() {
     let a_mac = lab.a.mac.to_string();
 
     // arping and ndisc6 get the owner's MAC.
-    let out = arping(&lab, VIP4);
+    let out = arping(&lab.client.ns, VIP4);
     assert!(out.contains(&a_mac), "arping {VIP4}: {out}");
     let out = ndisc6(&lab, VIP6);
     assert!(out.contains(&a_mac), "ndisc6 {VIP6}: {out}");
@@ -245,7 +249,7 @@ fn example_answers_arping_and_ndisc6_and_withdraws_on_sigusr1() {
     assert!(groups.contains("ff02::1:ff00:20"), "{groups}");
 
     // Nobody announces these.
-    let out = arping(&lab, OTHER4);
+    let out = arping(&lab.client.ns, OTHER4);
     assert!(
         !out.contains(&a_mac),
         "unannounced {OTHER4} answered: {out}"
@@ -261,7 +265,7 @@ fn example_answers_arping_and_ndisc6_and_withdraws_on_sigusr1() {
     wait_for("withdrawal", Duration::from_secs(5), || {
         log_has(&log, "withdrew every IP")
     });
-    let out = arping(&lab, VIP4);
+    let out = arping(&lab.client.ns, VIP4);
     assert!(!out.contains(&a_mac), "withdrawn {VIP4} answered: {out}");
     let out = ndisc6(&lab, VIP6);
     assert!(!out.contains(&a_mac), "withdrawn {VIP6} answered: {out}");
@@ -281,7 +285,7 @@ fn example_answers_arping_and_ndisc6_and_withdraws_on_sigusr1() {
     wait_for("re-announcement", Duration::from_secs(5), || {
         log_has(&log, "announced again")
     });
-    let out = arping(&lab, VIP4);
+    let out = arping(&lab.client.ns, VIP4);
     assert!(out.contains(&a_mac), "re-announced {VIP4}: {out}");
 
     // SIGTERM stops it cleanly.
@@ -480,14 +484,8 @@ fn takeover_moves_the_client_cache_without_the_client_asking() {
             "{family} takeover took {max:?}"
         );
     }
-    a_rt.call({
-        let a = a.clone();
-        async move { a.shutdown().await }
-    });
-    b_rt.call({
-        let b = b.clone();
-        async move { b.shutdown().await }
-    });
+    shutdown(&a_rt, &a);
+    shutdown(&b_rt, &b);
 }
 
 fn client_rt_handle(rt: &NsRuntime) -> tokio::runtime::Handle {
@@ -536,12 +534,7 @@ fn interfaces_are_followed_live() {
     wait_for("gratuitous on eth1", Duration::from_secs(5), || {
         status("eth1").filter(|s| s.gratuitous_sent > 0)
     });
-    let out = other
-        .command(ARPING)
-        .args(["-c", "1", "-w", "1000000", "-i", "eth0", "192.0.2.20"])
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let out = arping(&other, VIP4);
     assert!(
         out.contains(&eth1_mac.to_string()),
         "arping on the new link: {out}"
@@ -553,12 +546,7 @@ fn interfaces_are_followed_live() {
         interfaces: vec!["eth0".to_owned()],
     });
     apply(&a_rt, &a, Some(only_eth0));
-    let out = other
-        .command(ARPING)
-        .args(["-c", "1", "-w", "1000000", "-i", "eth0", "192.0.2.20"])
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let out = arping(&other, VIP4);
     assert!(
         !out.contains(&eth1_mac.to_string()),
         "answered outside the restriction: {out}"
@@ -603,10 +591,7 @@ fn interfaces_are_followed_live() {
         status("eth1").is_none().then_some(())
     });
     assert!(status("eth0").unwrap().active);
-    a_rt.call({
-        let a = a.clone();
-        async move { a.shutdown().await }
-    });
+    shutdown(&a_rt, &a);
 }
 
 /// Frames that are not ARP requests or Neighbor Solicitations, as a client could send them.
@@ -793,8 +778,5 @@ fn only_arp_requests_and_solicitations_wake_the_responder() {
     ))
     .unwrap();
     assert_eq!(reply.ethernet().src_addr, node);
-    a_rt.call({
-        let a = a.clone();
-        async move { a.shutdown().await }
-    });
+    shutdown(&a_rt, &a);
 }

@@ -208,25 +208,6 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
     }
 }
 
-/// Async version of [`wait_for`].
-pub async fn wait_for_async<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A single-threaded tokio runtime on a thread that entered a network namespace: every
 /// socket its tasks open lives there. Futures are handed to it with [`NsRuntime::call`].
 #[derive(Debug)]

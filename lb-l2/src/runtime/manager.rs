@@ -20,7 +20,7 @@ use super::{Command, InterfaceStatus, L2Error, ResponderConfig, Shared, lock, sy
 use crate::interfaces::{AnnouncedIps, LinkInfo};
 use crate::responder::{DropReason, Interface, respond};
 use crate::takeover::{Takeover, gratuitous_frames};
-use crate::wire::{EthernetAddress, solicited_node};
+use crate::wire::{EthernetAddress, EthernetFrame, solicited_node};
 
 type NetlinkEvents = futures_util::stream::BoxStream<
     'static,
@@ -353,12 +353,10 @@ impl Manager {
     /// line with the announced set, and the counters with the announced IPs.
     fn sync_ips(&mut self) {
         let now = self.origin.elapsed();
-        let announced = self
-            .shared
-            .announced
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        // Read in place (no copy of the set): receivers only read it, and this task is the
+        // only writer, so holding the read guard here blocks nobody.
+        let shared = Arc::clone(&self.shared);
+        let announced = shared.read_announced();
         for (index, active) in &mut self.active {
             let wanted: BTreeSet<IpAddr> = announced.on_interface(&active.name).collect();
             let added: Vec<IpAddr> = wanted.difference(&active.ips).copied().collect();
@@ -391,7 +389,7 @@ impl Manager {
             active.ips = wanted;
         }
         let ips: BTreeSet<IpAddr> = announced.iter().map(|(ip, _)| ip).collect();
-        let mut counters = lock(&self.shared.counters);
+        let mut counters = lock(&shared.counters);
         counters.retain(|ip, _| ips.contains(ip));
         for ip in ips {
             counters.entry(ip).or_default();
@@ -516,17 +514,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Sends one hand-built frame out of `index`, addressed by its own destination and EtherType.
 pub(super) fn send_frame(socket: &Socket, index: u32, frame: &[u8]) -> std::io::Result<()> {
-    let dst: [u8; 6] = frame
-        .get(..6)
-        .and_then(|s| s.try_into().ok())
-        .unwrap_or([0xff; 6]);
-    let ethertype = frame.get(12..14).map_or(0, |b| {
-        u16::from_be_bytes([
-            b.first().copied().unwrap_or(0),
-            b.get(1).copied().unwrap_or(0),
-        ])
-    });
-    let addr = sys::link_addr(index, ethertype, Some(EthernetAddress(dst)));
+    let view = EthernetFrame::new_unchecked(frame);
+    let addr = sys::link_addr(index, view.ethertype().0, Some(view.dst_addr()));
     socket.send_to(frame, &addr).map(|_| ())
 }
 
@@ -619,31 +608,24 @@ async fn receive(
 impl Receiver<'_> {
     fn handle(&mut self, frame: &[u8]) {
         let (index, interface, shared) = (self.index, self.interface, self.shared);
-        shared.count_iface(index, |s| s.frames_received += 1);
         // The announced set stays read-locked until the reply is sent, so once a withdrawal
         // returns no reply for a withdrawn IP can still be on its way out.
-        let announced = shared
-            .announced
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match respond(frame, interface, &announced) {
+        let announced = shared.read_announced();
+        let outcome = match respond(frame, interface, &announced) {
             Ok(reply) => {
-                shared.count_ip(reply.ip, |c| c.requests_received += 1);
-                match send_frame(self.socket, index, &reply.frame) {
-                    Ok(()) => {
-                        shared.count_ip(reply.ip, |c| c.responses_sent += 1);
-                        shared.count_iface(index, |s| s.replies_sent += 1);
-                    }
-                    Err(e) => {
-                        shared.count_iface(index, |s| s.send_errors += 1);
-                        if let Some(held_back) = self.send_log.allow() {
-                            tracing::warn!(interface = %interface.name, ip = %reply.ip, error = %e, held_back, "reply not sent");
-                        }
-                    }
+                let sent = send_frame(self.socket, index, &reply.frame);
+                shared.count_ip(reply.ip, |c| {
+                    c.requests_received += 1;
+                    c.responses_sent += u64::from(sent.is_ok());
+                });
+                if let Err(e) = &sent
+                    && let Some(held_back) = self.send_log.allow()
+                {
+                    tracing::warn!(interface = %interface.name, ip = %reply.ip, error = %e, held_back, "reply not sent");
                 }
+                Ok(sent.is_ok())
             }
             Err(reason) => {
-                shared.count_iface(index, |s| *s.drops.entry(reason.name()).or_default() += 1);
                 match &reason {
                     DropReason::WrongInterface(ip) => {
                         shared.count_ip(*ip, |c| c.requests_received += 1);
@@ -658,7 +640,18 @@ impl Receiver<'_> {
                         tracing::trace!(interface = %interface.name, %reason, "frame not answered");
                     }
                 }
+                Err(reason.name())
             }
-        }
+        };
+        drop(announced);
+        // One lock of the interface table per frame.
+        shared.count_iface(index, |s| {
+            s.frames_received += 1;
+            match outcome {
+                Ok(true) => s.replies_sent += 1,
+                Ok(false) => s.send_errors += 1,
+                Err(reason) => *s.drops.entry(reason).or_default() += 1,
+            }
+        });
     }
 }

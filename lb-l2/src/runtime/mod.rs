@@ -133,6 +133,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The announced set, for reading (the manager is its only writer).
+    fn read_announced(&self) -> std::sync::RwLockReadGuard<'_, AnnouncedIps> {
+        self.announced
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn count_ip(&self, ip: IpAddr, f: impl FnOnce(&mut IpCounters)) {
         if let Some(c) = lock(&self.counters).get_mut(&ip) {
             f(c);
@@ -224,11 +231,7 @@ impl Responder {
 
     /// The IPs currently announced with where.
     pub fn announced(&self) -> AnnouncedIps {
-        self.shared
-            .announced
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.shared.read_announced().clone()
     }
 }
 
