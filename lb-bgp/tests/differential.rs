@@ -16,7 +16,9 @@
 //!   avoid the first two and AS4_AGGREGATOR is compared as raw bytes;
 //! - extended communities are typed by netgauze into some sixty variants: the link bandwidth
 //!   one is compared field by field, every one also as its 8 octets (netgauze's typed value
-//!   written back with netgauze's own writer);
+//!   written back with netgauze's own writer), except RFC 7432's Default Gateway (0x03/0x0d),
+//!   which netgauze keeps as a bare variant and writes back with its six reserved octets zeroed:
+//!   for that one only the type and sub-type are compared (we carry the octets unchanged);
 //! - unknown path attributes cannot carry the four low (unused) flag bits in netgauze's model,
 //!   so generated ones leave them clear.
 
@@ -334,7 +336,15 @@ fn assert_same_extended(ours: &[ExtendedCommunity], theirs: &[ngc::ExtendedCommu
     assert_eq!(ours.len(), theirs.len());
     for (o, t) in ours.iter().zip(theirs) {
         // The 8 octets, as netgauze writes back what it parsed.
-        assert_eq!(ng_ext_bytes(t), o.0, "{t:?}");
+        if let ngc::ExtendedCommunity::TransitiveOpaque(
+            ngc::TransitiveOpaqueExtendedCommunity::DefaultGateway,
+        ) = t
+        {
+            assert_eq!(ng_ext_bytes(t), [0x03, 0x0d, 0, 0, 0, 0, 0, 0]);
+            assert_eq!(o.0[..2], [0x03, 0x0d]);
+        } else {
+            assert_eq!(ng_ext_bytes(t), o.0, "{t:?}");
+        }
         // Link bandwidth, typed on both sides (netgauze types only the non-transitive one).
         if let (Some((asn, bw)), 0x40) = (o.as_link_bandwidth(), o.0[0]) {
             match t {
@@ -1094,6 +1104,39 @@ fn ours_to_netgauze_end_of_rib() {
         assert_eq!(u.end_of_rib(), None);
         assert_eq!(m.end_of_rib_family(), None);
     }
+}
+
+/// Found by `generated_updates_four_octet`: netgauze parses RFC 7432's Default Gateway community
+/// (0x03/0x0d) into a variant without a value and writes its reserved octets back as zero. We
+/// must still carry the eight octets unchanged, and the comparison must accept netgauze's view.
+#[test]
+fn default_gateway_extended_community_keeps_its_octets() {
+    let raw = [0x03, 0x0d, 0, 0, 0, 0, 0, 1];
+    let update = Update {
+        attributes: vec![
+            Attribute::Origin(Origin::Igp),
+            Attribute::AsPath(AsPath::sequence(vec![64496])),
+            Attribute::NextHop(Ipv4Addr::new(192, 0, 2, 1)),
+            Attribute::ExtendedCommunities(vec![ExtendedCommunity(raw)]),
+        ],
+        nlri: vec![v4("203.0.113.0/24")],
+        ..Update::default()
+    };
+    let message = Message::Update(update);
+    let BgpMessage::Update(_) = ours_to_theirs(&message, FOUR) else {
+        panic!("not an UPDATE")
+    };
+    let mut bytes = Vec::new();
+    message.encode(FOUR, &mut bytes).unwrap();
+    let Message::Update(back) = Message::decode(&bytes, FOUR).unwrap() else {
+        panic!("not an UPDATE")
+    };
+    assert!(
+        back.attributes
+            .contains(&Attribute::ExtendedCommunities(vec![ExtendedCommunity(
+                raw
+            )]))
+    );
 }
 
 #[test]
