@@ -8,8 +8,10 @@
 
 pub mod announce;
 pub mod config;
+pub mod controller;
 pub mod crd;
 pub mod duration;
+pub mod events;
 pub mod input;
 pub mod legacy;
 pub mod plan;

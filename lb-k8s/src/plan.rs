@@ -6,11 +6,14 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
-use lb_alloc::{AllocationRequest, Allocator, ClearReason};
+use lb_alloc::{AllocationRequest, Allocator};
 use serde::Serialize;
 
 use crate::announce::{self, Cluster, NodeAnnouncements, NodeState, ServiceState};
 use crate::config::{Config, ConfigErrors};
+use crate::controller::{converge, take_back};
+use crate::events;
+pub use crate::events::Event;
 use crate::input::{DEFAULT_NAMESPACE, Objects};
 use crate::service::{self, ServiceView};
 
@@ -37,36 +40,6 @@ impl Default for PlanOptions {
             namespace: DEFAULT_NAMESPACE.into(),
             lb_class: None,
             ignore_exclude_lb: false,
-        }
-    }
-}
-
-/// A Kubernetes event the controller would emit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Event {
-    /// `Normal` or `Warning`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// MetalLB's reason (`IPAllocated`, `AllocationFailed`, ...).
-    pub reason: &'static str,
-    /// The message.
-    pub message: String,
-}
-
-impl Event {
-    fn normal(reason: &'static str, message: String) -> Self {
-        Self {
-            kind: "Normal",
-            reason,
-            message,
-        }
-    }
-
-    fn warning(reason: &'static str, message: String) -> Self {
-        Self {
-            kind: "Warning",
-            reason,
-            message,
         }
     }
 }
@@ -141,22 +114,13 @@ pub fn plan(objects: &Objects, options: &PlanOptions) -> Result<Plan, ConfigErro
             events: view
                 .deprecated_annotations
                 .iter()
-                .map(|a| {
-                    Event::warning(
-                        "deprecatedAnnotation",
-                        format!(
-                            "annotation {a} is deprecated, use {}",
-                            a.replace(service::DEPRECATED_PREFIX, service::PREFIX)
-                        ),
-                    )
-                })
+                .map(|a| events::deprecated_annotation(a))
                 .collect(),
         };
         match service::allocation_request(svc, &view) {
             Ok(r) => requests.push(Some(r)),
             Err(e) => {
-                sp.events
-                    .push(Event::warning(e.event_reason(), e.to_string()));
+                sp.events.push(events::invalid_service(&e));
                 sp.error = Some(e.to_string());
                 requests.push(None);
             }
@@ -176,17 +140,8 @@ pub fn plan(objects: &Objects, options: &PlanOptions) -> Result<Plan, ConfigErro
         else {
             continue;
         };
-        let ips = &view.ingress_ips;
-        let reason = if request.families.accepts(ips) {
-            allocator
-                .assign(request, ips)
-                .err()
-                .map(ClearReason::NoLongerAllowed)
-        } else {
-            Some(ClearReason::FamilyChanged)
-        };
-        if let Some(reason) = reason {
-            sp.events.push(clear_event(ips, &reason));
+        if let Some(event) = take_back(&mut allocator, request, &view.ingress_ips) {
+            sp.events.push(event);
         }
     }
 
@@ -195,49 +150,11 @@ pub fn plan(objects: &Objects, options: &PlanOptions) -> Result<Plan, ConfigErro
         let (Some(request), Some(sp)) = (request, plans.get_mut(i)) else {
             continue;
         };
-        match allocator.ensure(request) {
-            Ok(e) => {
-                if let Some(c) = &e.cleared {
-                    sp.events.push(clear_event(&c.previous.ips, &c.reason));
-                }
-                if e.newly_allocated {
-                    sp.events.push(Event::normal(
-                        "IPAllocated",
-                        format!("Assigned IP {}", show(&e.allocation.ips)),
-                    ));
-                }
-                match &e.additional_family {
-                    Some(Ok(ip)) => sp.events.push(Event::normal(
-                        "IPAllocated",
-                        format!("Assigned additional IP {ip}"),
-                    )),
-                    Some(Err(err)) => sp.events.push(Event::normal(
-                        "AdditionalAssignFailed",
-                        format!("Failed to assign the additional family: {err}"),
-                    )),
-                    None => {}
-                }
-                sp.ips = e.allocation.ips.clone();
-                sp.pool = Some(e.allocation.pool.clone());
-            }
-            Err(e) => {
-                if let Some(c) = &e.cleared {
-                    sp.events.push(clear_event(&c.previous.ips, &c.reason));
-                }
-                if let Some(kept) = &e.kept {
-                    sp.ips = kept.ips.clone();
-                    sp.pool = Some(kept.pool.clone());
-                }
-                sp.events.push(Event::warning(
-                    "AllocationFailed",
-                    format!(
-                        "Failed to allocate IP for \"{}/{}\": {}",
-                        sp.namespace, sp.name, e.error
-                    ),
-                ));
-                sp.error = Some(e.error.to_string());
-            }
-        }
+        let c = converge(&mut allocator, request);
+        sp.events.extend(c.events);
+        sp.ips = c.ips;
+        sp.pool = c.pool;
+        sp.error = c.error;
     }
 
     let services: Vec<ServiceState> = views
@@ -293,25 +210,9 @@ pub fn plan(objects: &Objects, options: &PlanOptions) -> Result<Plan, ConfigErro
     })
 }
 
-/// The `ClearAssignment` event for IPs a Service held and loses.
-fn clear_event(ips: &[IpAddr], reason: &ClearReason) -> Event {
-    Event::normal(
-        "ClearAssignment",
-        format!("current IP {} cleared: {reason}", show(ips)),
-    )
-}
-
 fn joined<T: std::fmt::Display>(values: &[T]) -> String {
     let parts: Vec<String> = values.iter().map(ToString::to_string).collect();
     parts.join(",")
-}
-
-fn show(ips: &[IpAddr]) -> String {
-    let parts: Vec<String> = ips
-        .iter()
-        .map(|ip| format!("{:?}", ip.to_string()))
-        .collect();
-    format!("[{}]", parts.join(", "))
 }
 
 impl Plan {
