@@ -15,4 +15,5 @@ pub mod events;
 pub mod input;
 pub mod legacy;
 pub mod plan;
+pub mod runtime;
 pub mod service;

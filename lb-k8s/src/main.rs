@@ -5,6 +5,8 @@
 //! - `lb-k8s convert -f CONFIGMAP.yaml`: a legacy MetalLB ConfigMap as `metallb.io` objects.
 //! - `lb-k8s plan -f FILE...`: allocations and per-node announcements, as the controller and
 //!   the speakers would compute them.
+//! - `lb-k8s controller`: the in-cluster controller (allocation, Service status, leader
+//!   election, `/metrics`, `/healthz`, `/readyz`).
 
 #![allow(clippy::print_stdout)] // a CLI prints its results
 
@@ -89,6 +91,152 @@ enum Command {
         #[arg(long, default_value = DEFAULT_NAMESPACE)]
         namespace: String,
     },
+    /// Run the controller in a cluster: allocate IPs and write Service status.
+    Controller(ControllerArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogLevel {
+    All,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    None,
+}
+
+#[derive(clap::Args)]
+struct ControllerArgs {
+    /// Namespace of MetalLB's objects.
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
+    namespace: String,
+    /// Handle only Services of this loadBalancerClass (default: only those without one).
+    #[arg(long, env = "METALLB_LB_CLASS")]
+    lb_class: Option<String>,
+    /// Elect a leader among the replicas with a coordination.k8s.io Lease; only it writes.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "lb-k8s-controller")]
+    lease_name: String,
+    /// Lease duration in seconds (renewed every third of it).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    lease_duration: u64,
+    /// This replica's identity (defaults to the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    #[arg(long, default_value = "0.0.0.0:7472")]
+    listen: std::net::SocketAddr,
+    /// Log level.
+    #[arg(long, env = "METALLB_LOG_LEVEL", value_enum, default_value = "info")]
+    log_level: LogLevel,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "json")]
+    log_format: LogFormat,
+    /// The memberlist Secret to create (with a random key) when it does not exist; empty
+    /// disables.
+    #[arg(long, default_value = "memberlist")]
+    ml_secret_name: String,
+}
+
+fn init_logging(level: LogLevel, format: LogFormat) {
+    let directive = match level {
+        LogLevel::All => "trace",
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+        LogLevel::None => "off",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directive));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("stopping");
+}
+
+fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
+    use lb_k8s::controller::Settings;
+    use lb_k8s::runtime::{self, http::Health, lease::LeaseSettings, metrics::Metrics};
+    use std::sync::Arc;
+
+    init_logging(args.log_level, args.log_format);
+    let identity = match args.identity.filter(|i| !i.is_empty()) {
+        Some(i) => i,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .context("no --identity and no host name")?,
+    };
+    let settings = Settings {
+        namespace: args.namespace.clone(),
+        lb_class: args.lb_class.filter(|c| !c.is_empty()),
+    };
+    let options = runtime::Options {
+        settings,
+        identity: identity.clone(),
+        lease: args.leader_elect.then(|| LeaseSettings {
+            name: args.lease_name.clone(),
+            namespace: args.namespace.clone(),
+            identity,
+            duration: std::time::Duration::from_secs(args.lease_duration),
+        }),
+        memberlist_secret: Some(args.ml_secret_name).filter(|n| !n.is_empty()),
+        write_concurrency: 16,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the Kubernetes API server")?;
+        let health = Arc::new(Health::new(Arc::new(Metrics::new())));
+        let bound = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let listener = tokio::spawn(runtime::http::serve(bound, Arc::clone(&health), async {
+            let _ = http_stopped.await;
+        }));
+        tracing::info!(listen = %args.listen, namespace = %args.namespace, leader_elect = args.leader_elect, "controller starting");
+        let result = runtime::run(client, options, health, shutdown_signal()).await;
+        let _ = stop_http.send(());
+        match listener.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "metrics endpoint failed"),
+            Err(e) => tracing::error!(error = %e, "metrics endpoint task failed"),
+        }
+        result.map(|()| ExitCode::SUCCESS)
+    })
 }
 
 fn read_source(name: &str) -> anyhow::Result<String> {
@@ -161,6 +309,7 @@ fn validate(files: &[String], output: ValidateFormat, namespace: &str) -> anyhow
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Controller(args) => controller(args),
         Command::Crds => {
             print!("{}", crd::crds_yaml()?);
             Ok(ExitCode::SUCCESS)
