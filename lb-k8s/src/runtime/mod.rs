@@ -560,7 +560,7 @@ pub async fn run(
                     Ok(true) => tracing::info!(secret = %name, "created the memberlist secret"),
                     Ok(false) => {}
                     Err(e) => {
-                        tracing::warn!(secret = %name, error = %e, "cannot create the memberlist secret")
+                        tracing::warn!(secret = %name, error = %e, "cannot create the memberlist secret");
                     }
                 }
             }
