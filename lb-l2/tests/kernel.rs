@@ -750,19 +750,35 @@ fn only_arp_requests_and_solicitations_wake_the_responder() {
     // Give any frame queued behind the control request time to be counted too.
     std::thread::sleep(Duration::from_millis(100));
     let after = frames_received();
-    assert_eq!(
-        after,
-        before + 1,
-        "{sent} noise frames: the responder woke for {} frames besides the control request",
-        after - before - 1
-    );
     let status = a
         .interfaces()
         .into_iter()
         .find(|s| s.name == "eth0")
         .unwrap();
+    // A kernel on the segment may send a real request of its own meanwhile (a neighbour
+    // probe of node A's own address when an entry goes stale): it passes the filter, as it
+    // must, and is dropped as not for a service IP. Noise would show up as any other drop.
+    let kernel_requests: u64 = ["not_ours", "not_for_us"]
+        .iter()
+        .map(|r| status.drops.get(r).copied().unwrap_or(0))
+        .sum();
+    assert!(
+        status
+            .drops
+            .keys()
+            .all(|k| *k == "not_ours" || *k == "not_for_us"),
+        "{sent} noise frames: drops {:?}",
+        status.drops
+    );
+    assert!(kernel_requests <= 4, "drops: {:?}", status.drops);
+    assert_eq!(
+        after,
+        before + 1 + kernel_requests,
+        "{sent} noise frames: the responder woke for {} frames besides the control request \
+         and {kernel_requests} kernel requests",
+        after.saturating_sub(before + 1 + kernel_requests)
+    );
     assert_eq!(status.replies_sent, 1);
-    assert!(status.drops.is_empty(), "drops: {:?}", status.drops);
 
     // And the reply carried A's MAC: the pure responder's frame went out on the wire.
     let reply = Frame::parse(&arp_frame(
