@@ -264,3 +264,31 @@ pub fn allocation_request(
     }
     Ok(request)
 }
+
+/// A request that only holds the IPs a Service records, for a Service whose own request
+/// cannot be built ([`allocation_request`] failed): its families are those of the recorded
+/// IPs, without requested IPs or pool. Taking the recorded IPs back with it keeps them from
+/// being given to another Service while the Service's annotations or spec are wrong.
+///
+/// `None` when the Service records no IP, or records IPs no request could hold (more than
+/// two, or two of one family).
+pub fn holding_request(v: &ServiceView) -> Option<AllocationRequest> {
+    let families: Vec<IpFamily> = v.ingress_ips.iter().map(IpFamily::of).collect();
+    let policy = if families.len() == 2 {
+        IpFamilyPolicy::RequireDualStack
+    } else {
+        IpFamilyPolicy::SingleStack
+    };
+    let families = Families::from_service(&v.key, policy, &families).ok()?;
+    Some(
+        AllocationRequest::new(v.key.clone(), families.primary())
+            .with_families(families)
+            .with_ports(v.ports.iter().copied())
+            .with_sharing(SharingKey::new(
+                v.sharing_key.as_deref(),
+                v.traffic_policy,
+                &v.selector,
+            ))
+            .with_labels(v.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+    )
+}

@@ -74,7 +74,7 @@ const CONTROLLER_CLUSTER_RULES: Rules = &[
     ("", &["services"], &["list", "watch", "patch"]),
     ("", &["services/status"], &["patch"]),
     ("", &["namespaces", "nodes"], &["list", "watch"]),
-    ("events.k8s.io", &["events"], &["create", "patch"]),
+    ("events.k8s.io", &["events"], &["create"]),
 ];
 
 const CONTROLLER_NAMESPACE_RULES: Rules = &[

@@ -15,6 +15,7 @@ mod converge;
 mod update;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
 use lb_alloc::{Allocator, PoolSet};
@@ -62,6 +63,8 @@ pub struct ControllerState {
     allocator: Allocator,
     /// Services whose last allocation failed; retried when IPs are freed or pools change.
     pending: BTreeSet<ServiceKey>,
+    /// IPs a pool change took from Services, until their next reconcile reports it.
+    dropped: BTreeMap<ServiceKey, Vec<IpAddr>>,
     restored: bool,
 }
 
@@ -74,6 +77,7 @@ impl ControllerState {
             rejected: None,
             allocator: Allocator::new(PoolSet::default()),
             pending: BTreeSet::new(),
+            dropped: BTreeMap::new(),
             restored: false,
         }
     }
@@ -138,7 +142,10 @@ impl ControllerState {
             );
             let change = self.allocator.set_pools(new.pools.clone());
             affected.extend(change.rehomed.into_iter().map(|(k, _, _)| k));
-            affected.extend(change.dropped.into_iter().map(|(k, _)| k));
+            for (k, allocation) in change.dropped {
+                self.dropped.insert(k.clone(), allocation.ips);
+                affected.insert(k);
+            }
             affected.extend(self.pending.iter().cloned());
         } else if !changed.is_empty() {
             self.allocator = Allocator::new(new.pools.clone());
@@ -166,6 +173,7 @@ impl ControllerState {
         };
         self.allocator = Allocator::new(config.pools.clone());
         self.pending.clear();
+        self.dropped.clear();
         let mut ours: Vec<(&Service, ServiceView)> = services
             .into_iter()
             .filter(|s| service::handled_by(s, self.settings.lb_class.as_deref()))
@@ -176,6 +184,7 @@ impl ControllerState {
 
         let mut updates: BTreeMap<ServiceKey, ServiceUpdate> = BTreeMap::new();
         let mut requests = Vec::with_capacity(ours.len());
+        let mut holding = Vec::new();
         for (svc, view) in &ours {
             if !view.is_load_balancer {
                 continue;
@@ -187,8 +196,13 @@ impl ControllerState {
                     u.events.push(events::invalid_service(&e));
                     u.error = Some(ReconcileError::InvalidService);
                     updates.insert(view.key.clone(), u);
+                    holding.extend(service::holding_request(view).map(|r| (view, r)));
                 }
             }
+        }
+        // Services that cannot be read still hold what they record, before anyone else.
+        for (view, request) in &holding {
+            let _ = take_back(&mut self.allocator, request, &view.ingress_ips);
         }
         let mut recorded: Vec<usize> = (0..requests.len())
             .filter(|i| {
@@ -245,6 +259,7 @@ impl ControllerState {
             return u;
         }
         let held_before = self.allocator.allocation(key).map(|a| a.ips.clone());
+        let dropped = self.dropped.remove(key);
         let Some(svc) = svc else {
             self.allocator.release(key);
             self.pending.remove(key);
@@ -273,11 +288,27 @@ impl ControllerState {
         let request = match service::allocation_request(svc, &view) {
             Ok(r) => r,
             Err(e) => {
+                // Keep what the Service holds (or, if nothing is held, what it records and
+                // nobody else holds): a typo must not take a working IP away.
                 u.events.push(events::invalid_service(&e));
                 u.error = Some(ReconcileError::InvalidService);
+                if self.allocator.allocation(key).is_none()
+                    && let Some(request) = service::holding_request(&view)
+                    && let Some(event) = take_back(&mut self.allocator, &request, &view.ingress_ips)
+                {
+                    u.events.push(event);
+                    u.set_writes(svc, &view, &[], None);
+                }
                 return u;
             }
         };
+        if let Some(ips) = dropped
+            && let Some(event) = take_back(&mut self.allocator, &request, &ips)
+        {
+            // A pool change took these IPs; say so before the Service gets new ones. (Taken
+            // back when they are allowed again by now.)
+            u.events.push(event);
+        }
         let c = converge(&mut self.allocator, &request);
         self.settle(&mut u, svc, &view, c);
         self.retry_if_freed(&mut u, held_before.as_deref());
@@ -317,7 +348,7 @@ impl ControllerState {
     }
 
     /// Lists the pending Services in `u.retry` when the Service gave up IPs it held.
-    fn retry_if_freed(&self, u: &mut ServiceUpdate, held_before: Option<&[std::net::IpAddr]>) {
+    fn retry_if_freed(&self, u: &mut ServiceUpdate, held_before: Option<&[IpAddr]>) {
         let Some(before) = held_before else {
             return;
         };

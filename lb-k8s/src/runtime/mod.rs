@@ -140,48 +140,42 @@ impl Stores {
         Ok(())
     }
 
-    /// Starts one reflector per kind, each sending [`Trigger`]s to `tx`.
+    /// Starts one reflector per kind, each sending [`Trigger`]s to `tx`. Nodes and Namespaces
+    /// wake the worker only when their labels change (a Node's status changes every few
+    /// seconds and is not kept).
     pub fn start(client: &Client, namespace: &str, tx: &mpsc::UnboundedSender<Trigger>) -> Self {
-        let ns = |c: &Client| c.clone();
+        let c = || client.clone();
         Self {
-            services: reflect(Api::all(ns(client)), tx.clone(), service_trigger),
-            pools: reflect(
-                Api::namespaced(ns(client), namespace),
+            services: reflect(
+                Api::all(c()),
                 tx.clone(),
-                config_trigger,
+                Watch {
+                    map: service_trigger,
+                    relevant: None,
+                    trim: no_trim,
+                },
             ),
+            pools: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
             l2_advertisements: reflect(
-                Api::namespaced(ns(client), namespace),
+                Api::namespaced(c(), namespace),
                 tx.clone(),
-                config_trigger,
+                Watch::config(),
             ),
             bgp_advertisements: reflect(
-                Api::namespaced(ns(client), namespace),
+                Api::namespaced(c(), namespace),
                 tx.clone(),
-                config_trigger,
+                Watch::config(),
             ),
-            communities: reflect(
-                Api::namespaced(ns(client), namespace),
+            communities: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
+            bfd_profiles: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
+            peers: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
+            secrets: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
+            namespaces: reflect(Api::all(c()), tx.clone(), Watch::labels(no_trim)),
+            nodes: reflect(
+                Api::all(c()),
                 tx.clone(),
-                config_trigger,
+                Watch::labels(|n: &mut Node| n.status = None),
             ),
-            bfd_profiles: reflect(
-                Api::namespaced(ns(client), namespace),
-                tx.clone(),
-                config_trigger,
-            ),
-            peers: reflect(
-                Api::namespaced(ns(client), namespace),
-                tx.clone(),
-                config_trigger,
-            ),
-            secrets: reflect(
-                Api::namespaced(ns(client), namespace),
-                tx.clone(),
-                config_trigger,
-            ),
-            namespaces: reflect(Api::all(ns(client)), tx.clone(), config_trigger),
-            nodes: reflect(Api::all(ns(client)), tx.clone(), config_trigger),
         }
     }
 }
@@ -203,28 +197,94 @@ fn config_trigger<K>(e: &watcher::Event<K>) -> Option<Trigger> {
     }
 }
 
-/// Starts a reflector on `api`; its events become triggers through `map`.
-fn reflect<K>(
-    api: Api<K>,
-    tx: mpsc::UnboundedSender<Trigger>,
+/// What a reflector keeps and when it wakes the worker.
+struct Watch<K> {
+    /// Turns an event into a trigger.
     map: fn(&watcher::Event<K>) -> Option<Trigger>,
-) -> Store<K>
+    /// The part of an object that matters (e.g. a Node's labels): an update that leaves it
+    /// unchanged wakes nobody. `None`: every update matters.
+    relevant: Option<fn(&K) -> u64>,
+    /// Drops what is not needed from cached objects (e.g. a Node's status).
+    trim: fn(&mut K),
+}
+
+impl<K> Clone for Watch<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K> Copy for Watch<K> {}
+
+fn no_trim<K>(_: &mut K) {}
+
+/// A hash of an object's labels.
+fn labels_hash<K: Resource>(o: &K) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut h = DefaultHasher::new();
+    o.meta().labels.hash(&mut h);
+    h.finish()
+}
+
+impl<K: Resource> Watch<K> {
+    /// Wakes the worker only when the labels change.
+    fn labels(trim: fn(&mut K)) -> Self {
+        Self {
+            map: config_trigger,
+            relevant: Some(labels_hash),
+            trim,
+        }
+    }
+
+    fn config() -> Self {
+        Self {
+            map: config_trigger,
+            relevant: None,
+            trim: no_trim,
+        }
+    }
+}
+
+/// Starts a reflector on `api`; its events become triggers as `watch` says.
+fn reflect<K>(api: Api<K>, tx: mpsc::UnboundedSender<Trigger>, watch: Watch<K>) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
     let kind = K::kind(&K::DynamicType::default()).to_string();
+    let trim = watch.trim;
     let events = watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .modify(move |o: &mut K| {
+            o.managed_fields_mut().clear();
+            trim(o);
+        })
         .reflect(writer);
     tokio::spawn(async move {
         let mut events = std::pin::pin!(events);
+        let mut seen: std::collections::HashMap<(Option<String>, Option<String>), u64> =
+            std::collections::HashMap::new();
         while let Some(e) = events.next().await {
             match e {
                 Ok(e) => {
-                    if let Some(t) = map(&e)
+                    if let Some(relevant) = watch.relevant {
+                        let unchanged = match &e {
+                            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                                let id = (o.meta().namespace.clone(), o.meta().name.clone());
+                                seen.insert(id, relevant(o)) == Some(relevant(o))
+                            }
+                            watcher::Event::Delete(o) => {
+                                seen.remove(&(o.meta().namespace.clone(), o.meta().name.clone()));
+                                false
+                            }
+                            watcher::Event::Init | watcher::Event::InitDone => false,
+                        };
+                        if unchanged {
+                            continue;
+                        }
+                    }
+                    if let Some(t) = (watch.map)(&e)
                         && tx.send(t).is_err()
                     {
                         return;
@@ -248,6 +308,8 @@ pub struct Engine {
     configuration_state: Option<Option<String>>,
     /// Services whose write failed, retried later.
     failed: BTreeSet<ServiceKey>,
+    /// Events of failed writes, emitted with the retry.
+    unsent: BTreeMap<ServiceKey, Vec<crate::events::Event>>,
 }
 
 impl Engine {
@@ -268,6 +330,7 @@ impl Engine {
             pool_statuses: BTreeMap::new(),
             configuration_state: None,
             failed: BTreeSet::new(),
+            unsent: BTreeMap::new(),
         }
     }
 
@@ -332,7 +395,11 @@ impl Engine {
             .stores
             .services
             .get(&ObjectRef::new(&key.name).within(&key.namespace));
-        let u = self.state.reconcile(key, svc.as_deref());
+        let mut u = self.state.reconcile(key, svc.as_deref());
+        if let Some(mut events) = self.unsent.remove(key) {
+            events.append(&mut u.events);
+            u.events = events;
+        }
         if let Some(svc) = &svc {
             self.write(&u, svc).await;
         }
@@ -363,6 +430,12 @@ impl Engine {
         tracing::warn!(service = %u.key, error = %e, "cannot write the service; retrying later");
         self.metrics.reconcile_error("api_error");
         self.failed.insert(u.key.clone());
+        if !u.events.is_empty() {
+            self.unsent
+                .entry(u.key.clone())
+                .or_default()
+                .extend(u.events.iter().cloned());
+        }
     }
 
     /// Validates the configuration in the caches and applies it when valid; writes the

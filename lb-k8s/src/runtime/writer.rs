@@ -9,13 +9,13 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource};
 use serde_json::json;
 
 use crate::controller::{ServiceUpdate, pool_annotation_patch, status_patch};
-use crate::crd::{ConfigurationState, ConfigurationStateSpec, IPAddressPool, IPAddressPoolStatus};
+use crate::crd::{ConfigurationState, IPAddressPool, IPAddressPoolStatus};
 
 /// The event reporter name, MetalLB's.
 pub const REPORTER: &str = "metallb-controller";
@@ -28,23 +28,19 @@ pub const MEMBERLIST_KEY: &str = "secretkey";
 pub struct Writer {
     client: Client,
     namespace: String,
-    recorder: Recorder,
+    reporter: Reporter,
 }
 
 impl Writer {
     /// A writer for MetalLB's objects in `namespace`, reporting events as `identity`.
     pub fn new(client: Client, namespace: &str, identity: &str) -> Self {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: REPORTER.into(),
-                instance: Some(identity.into()),
-            },
-        );
         Self {
             client,
             namespace: namespace.into(),
-            recorder,
+            reporter: Reporter {
+                controller: REPORTER.into(),
+                instance: Some(identity.into()),
+            },
         }
     }
 
@@ -77,10 +73,13 @@ impl Writer {
                 },
                 reason: e.reason.into(),
                 note: Some(e.message.clone()),
-                action: "Allocate".into(),
+                action: action_of(e.reason).into(),
                 secondary: None,
             };
-            if let Err(err) = self.recorder.publish(&event, &reference).await {
+            // A fresh recorder each time: kube's recorder merges repeats by reason alone into
+            // a series that keeps the first message, which would show a stale IP or cause.
+            let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+            if let Err(err) = recorder.publish(&event, &reference).await {
                 tracing::warn!(service = %u.key, reason = e.reason, error = %err, "cannot create event");
             }
         }
@@ -114,21 +113,19 @@ impl Writer {
         errors: Option<&str>,
         wall: Timestamp,
     ) -> Result<(), kube::Error> {
-        let api: Api<ConfigurationState> = Api::namespaced(self.client.clone(), &self.namespace);
+        // Untyped: the kind has no `spec` in its schema, so the API server returns objects
+        // without one, which the derived type cannot read.
+        let resource = ApiResource::erase::<ConfigurationState>(&());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
         if api.get_opt(CONFIGURATION_STATE).await?.is_none() {
-            let object = ConfigurationState {
-                metadata: ObjectMeta {
-                    name: Some(CONFIGURATION_STATE.into()),
-                    namespace: Some(self.namespace.clone()),
-                    labels: Some(BTreeMap::from([(
-                        "metallb.io/component-type".to_string(),
-                        "controller".to_string(),
-                    )])),
-                    ..ObjectMeta::default()
-                },
-                spec: ConfigurationStateSpec {},
-                status: None,
-            };
+            let mut object = DynamicObject::new(CONFIGURATION_STATE, &resource)
+                .within(&self.namespace)
+                .data(json!({ "spec": {} }));
+            object.metadata.labels = Some(BTreeMap::from([(
+                "metallb.io/component-type".to_string(),
+                "controller".to_string(),
+            )]));
             match api.create(&PostParams::default(), &object).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 409 => {}
@@ -191,5 +188,14 @@ impl Writer {
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// The event's `action`: what the controller did.
+fn action_of(reason: &str) -> &'static str {
+    match reason {
+        "IPAllocated" | "AllocationFailed" | "AdditionalAssignFailed" => "Allocate",
+        "ClearAssignment" => "Clear",
+        _ => "Validate",
     }
 }
