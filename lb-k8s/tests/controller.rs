@@ -1901,9 +1901,7 @@ fn reconcile_all(state: &mut ControllerState, services: &mut [Service], keys: &[
 /// for other failed changes, deliberate difference 3) or it is released with the status;
 /// status and allocator must agree.
 #[test]
-#[ignore = "BUG: an invalid requested-IP list (wrong family, or one IP for a dual-stack \
-            Service) clears the status and annotation but the allocator keeps the IPs"]
-fn bug_an_invalid_request_clears_the_status_but_keeps_the_allocation() {
+fn an_invalid_request_keeps_status_and_allocation_in_step() {
     let mut state = ControllerState::new(settings(None));
     affected_by(&mut state, DUAL_POOLS);
     let mut services = vec![lb_service("default", "web", &[], &[])];
@@ -2024,9 +2022,7 @@ spec: {addresses: [192.0.2.10/32]}
 /// tried; an earlier Service that failed for want of the IP now freed stays waiting: no
 /// update lists it in `retry`, and only a second restart gives it the IP.
 #[test]
-#[ignore = "BUG: restore does not retry Services that failed before a later Service's move \
-            freed an IP they could take"]
-fn bug_restore_retries_waiting_services_after_a_move_frees_an_ip() {
+fn restore_retries_waiting_services_after_a_move_frees_an_ip() {
     let mut state = ControllerState::new(settings(None));
     affected_by(
         &mut state,
@@ -2126,12 +2122,10 @@ fn bug_restore_clears_an_unreadable_service_whose_recorded_ip_is_not_allowed() {
 /// as the runtime does), a waiting Service sorting before the holder is handed that IP while
 /// the holder still records it: for the length of one API round trip (longer if the holder's
 /// write fails) two Services announce one IP. MetalLB keeps the allocation until the holder's
-/// own sync clears it, so the waiting one gets the IP only afterwards.
+/// own sync clears it, so the waiting one gets the IP only afterwards. Fixed: `apply_config`
+/// names the Services that lost IPs first.
 #[test]
-#[ignore = "BUG: an allocation dropped by set_pools because serviceAllocation no longer admits \
-            it frees the IP before its holder's status is cleared; a pending Service reconciled \
-            first (key order) is written the same IP"]
-fn bug_service_allocation_change_never_writes_an_ip_another_service_records() {
+fn service_allocation_change_never_writes_an_ip_another_service_records() {
     let config = |ns: &str| {
         format!(
             "
@@ -2158,7 +2152,9 @@ spec:
         ConfigOutcome::Applied { affected, .. } => affected,
         ConfigOutcome::Rejected(e) => panic!("{e}"),
     };
-    assert_eq!(keys_text(&affected), ["alpha/waiting", "zulu/holder"]);
+    // The holder that lost the IP comes first, so its status is cleared before the IP is
+    // written to anyone else.
+    assert_eq!(keys_text(&affected), ["zulu/holder", "alpha/waiting"]);
     // The runtime's loop: reconcile what is named, in order, then what `retry` lists.
     let mut queue: Vec<ServiceKey> = affected;
     let mut i = 0;

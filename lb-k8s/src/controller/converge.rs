@@ -72,6 +72,11 @@ pub fn converge(allocator: &mut Allocator, request: &AllocationRequest) -> Conve
             if let Some(kept) = e.kept {
                 out.ips = kept.ips;
                 out.pool = Some(kept.pool);
+            } else if let Some(held) = allocator.allocation(&request.service) {
+                // The request was refused before the held allocation was looked at (e.g.
+                // requested IPs of the wrong family): it still holds, so the status says so.
+                out.ips = held.ips.clone();
+                out.pool = Some(held.pool.clone());
             }
             let service = &request.service;
             out.events.push(events::allocation_failed(

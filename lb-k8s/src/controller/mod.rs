@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
-use lb_alloc::{Allocator, PoolSet};
+use lb_alloc::{AllocationRequest, Allocator, PoolSet};
 use lb_core::ServiceKey;
 
 pub use converge::{Converged, converge, take_back};
@@ -44,7 +44,9 @@ pub struct Settings {
 pub enum ConfigOutcome {
     /// The configuration is valid and in force.
     Applied {
-        /// Services to reconcile because of it, in key order.
+        /// Services to reconcile because of it, in this order: those that lost their IPs,
+        /// the other holders of changed pools, then the Services waiting for an IP (each
+        /// group in key order).
         affected: Vec<ServiceKey>,
         /// Accepted with remarks (deprecated fields, settings without effect).
         warnings: Vec<String>,
@@ -132,29 +134,34 @@ impl ControllerState {
         let mut warnings = objects.warnings.clone();
         warnings.extend(new.warnings.iter().cloned());
         let changed: BTreeSet<String> = changed_pools(self.allocator.pools(), &new.pools);
-        let mut affected: BTreeSet<ServiceKey> = BTreeSet::new();
+        // Holders first (those that lost their IPs before all), then the waiting Services:
+        // a freed IP must leave its old holder's status before it is written to another's.
+        let mut holders: BTreeSet<ServiceKey> = BTreeSet::new();
+        let mut lost: BTreeSet<ServiceKey> = BTreeSet::new();
+        let mut waiting: BTreeSet<ServiceKey> = BTreeSet::new();
         if self.restored && !changed.is_empty() {
-            affected.extend(
+            holders.extend(
                 self.allocator
                     .allocations()
                     .filter(|(_, a)| changed.contains(&a.pool))
                     .map(|(k, _)| k.clone()),
             );
             let change = self.allocator.set_pools(new.pools.clone());
-            affected.extend(change.rehomed.into_iter().map(|(k, _, _)| k));
+            holders.extend(change.rehomed.into_iter().map(|(k, _, _)| k));
             for (k, allocation) in change.dropped {
                 self.dropped.insert(k.clone(), allocation.ips);
-                affected.insert(k);
+                lost.insert(k);
             }
-            affected.extend(self.pending.iter().cloned());
+            waiting.extend(self.pending.iter().cloned());
         } else if !changed.is_empty() {
             self.allocator = Allocator::new(new.pools.clone());
         }
         self.config = Some(new);
-        ConfigOutcome::Applied {
-            affected: affected.into_iter().collect(),
-            warnings,
-        }
+        let mut affected: Vec<ServiceKey> = lost.iter().cloned().collect();
+        affected.extend(holders.into_iter().filter(|k| !lost.contains(k)));
+        let named: BTreeSet<ServiceKey> = affected.iter().cloned().collect();
+        affected.extend(waiting.into_iter().filter(|k| !named.contains(k)));
+        ConfigOutcome::Applied { affected, warnings }
     }
 
     /// The first pass after a start or after becoming leader: rebuilds every allocation from
@@ -233,6 +240,35 @@ impl ControllerState {
                 .unwrap_or_else(|| ServiceUpdate::new(view.key.clone()));
             self.settle(&mut u, svc, view, c);
             updates.insert(view.key.clone(), u);
+        }
+        // A Service that moved (another pool, other IPs) may have freed what one converged
+        // before it wanted: retry the waiting ones while that makes progress.
+        for _ in 0..requests.len() {
+            let waiting: Vec<&(&Service, &ServiceView, AllocationRequest)> = requests
+                .iter()
+                .filter(|r| self.pending.contains(&r.1.key))
+                .collect();
+            let before = waiting.len();
+            for (svc, view, request) in waiting {
+                let c = converge(&mut self.allocator, request);
+                if c.error.is_some() {
+                    continue;
+                }
+                let mut u = ServiceUpdate::new(view.key.clone());
+                self.settle(&mut u, svc, view, c);
+                if let Some(prev) = updates.get_mut(&view.key) {
+                    // Keep the earlier events (the failure that is now resolved included).
+                    prev.events.append(&mut u.events);
+                    prev.status = u.status;
+                    prev.pool_annotation = u.pool_annotation;
+                    prev.error = None;
+                } else {
+                    updates.insert(view.key.clone(), u);
+                }
+            }
+            if self.pending.len() >= before {
+                break;
+            }
         }
         // Services that are ours but not LoadBalancers any more may still carry our status.
         for (svc, view) in &ours {

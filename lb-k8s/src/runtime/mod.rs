@@ -356,6 +356,7 @@ impl Engine {
     pub async fn process(&mut self, batch: Vec<Trigger>) {
         self.metrics.updates.inc_by(batch.len() as u64);
         let mut keys: BTreeSet<ServiceKey> = std::mem::take(&mut self.failed);
+        let mut first: Vec<ServiceKey> = Vec::new();
         let mut config = false;
         for t in batch {
             match t {
@@ -370,20 +371,31 @@ impl Engine {
             }
         }
         if config {
-            keys.extend(self.load_config().await);
+            // In the order the state gives: Services losing IPs before those waiting for one.
+            first = self.load_config().await;
         }
         if !self.state.is_restored() {
             self.restore_if_needed().await;
             return;
         }
-        let mut queue: VecDeque<ServiceKey> = keys.into_iter().collect();
-        let mut done: BTreeSet<ServiceKey> = BTreeSet::new();
+        let mut queue: VecDeque<ServiceKey> = first.into_iter().collect();
+        queue.extend(keys);
+        // A Service is reconciled at most twice per batch: once, and once more when a later
+        // one frees an IP it waits for.
+        let mut runs: BTreeMap<ServiceKey, u8> = BTreeMap::new();
         while let Some(key) = queue.pop_front() {
-            if !done.insert(key.clone()) {
+            let n = runs.entry(key.clone()).or_insert(0);
+            let waiting = self.state.pending().any(|k| *k == key);
+            if *n >= 2 || (*n == 1 && !waiting) {
                 continue;
             }
+            *n += 1;
             let retry = self.reconcile(&key).await;
-            queue.extend(retry.into_iter().filter(|k| !done.contains(k)));
+            queue.extend(
+                retry
+                    .into_iter()
+                    .filter(|k| runs.get(k).copied().unwrap_or(0) < 2),
+            );
         }
         self.write_pool_statuses().await;
     }
