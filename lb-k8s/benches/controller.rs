@@ -90,7 +90,7 @@ fn service(i: usize, recorded: bool) -> Service {
         },
         spec: Some(ServiceSpec {
             type_: Some("LoadBalancer".into()),
-            cluster_ips: Some(vec![format!("fd00::{:x}", i + 1)]),
+            cluster_ips: Some(vec![format!("2001:db8:c1::{:x}", i + 1)]),
             ip_families: Some(vec!["IPv6".into()]),
             ..ServiceSpec::default()
         }),

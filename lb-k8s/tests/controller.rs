@@ -666,8 +666,8 @@ fn lb_service(
         "metadata": { "name": name, "namespace": namespace, "annotations": annotations },
         "spec": {
             "type": "LoadBalancer",
-            "clusterIP": "10.96.100.1",
-            "clusterIPs": ["10.96.100.1"],
+            "clusterIP": "203.0.113.149",
+            "clusterIPs": ["203.0.113.149"],
             "ipFamilies": ["IPv4"],
             "ipFamilyPolicy": "SingleStack",
             "ports": [{ "port": 80, "targetPort": 8080, "protocol": "TCP" }],
@@ -991,57 +991,57 @@ const VARIED: &str = r#"
 apiVersion: v1
 kind: Service
 metadata: {name: plain, namespace: mix}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.1, clusterIPs: [10.96.0.1], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
+spec: {type: LoadBalancer, clusterIP: 203.0.113.100, clusterIPs: [203.0.113.100], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: v6, namespace: mix}
-spec: {type: LoadBalancer, clusterIP: "fd00::2", clusterIPs: ["fd00::2"], ipFamilies: [IPv6], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
+spec: {type: LoadBalancer, clusterIP: "2001:db8:c1::2", clusterIPs: ["2001:db8:c1::2"], ipFamilies: [IPv6], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: prefer, namespace: mix}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.3, clusterIPs: [10.96.0.3, "fd00::3"], ipFamilies: [IPv4, IPv6], ipFamilyPolicy: PreferDualStack, ports: [{port: 80, protocol: TCP}]}
+spec: {type: LoadBalancer, clusterIP: 203.0.113.102, clusterIPs: [203.0.113.102, "2001:db8:c1::3"], ipFamilies: [IPv4, IPv6], ipFamilyPolicy: PreferDualStack, ports: [{port: 80, protocol: TCP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: require, namespace: mix}
-spec: {type: LoadBalancer, clusterIP: "fd00::4", clusterIPs: ["fd00::4", 10.96.0.4], ipFamilies: [IPv6, IPv4], ipFamilyPolicy: RequireDualStack, ports: [{port: 80, protocol: TCP}]}
+spec: {type: LoadBalancer, clusterIP: "2001:db8:c1::4", clusterIPs: ["2001:db8:c1::4", 203.0.113.103], ipFamilies: [IPv6, IPv4], ipFamilyPolicy: RequireDualStack, ports: [{port: 80, protocol: TCP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: requested, namespace: mix, annotations: {metallb.io/loadBalancerIPs: 198.51.100.2}}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.5, clusterIPs: [10.96.0.5], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
+spec: {type: LoadBalancer, clusterIP: 203.0.113.104, clusterIPs: [203.0.113.104], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: share-tcp, namespace: mix, annotations: {metallb.io/allow-shared-ip: k}}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.6, clusterIPs: [10.96.0.6], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 53, protocol: TCP}]}
+spec: {type: LoadBalancer, clusterIP: 203.0.113.105, clusterIPs: [203.0.113.105], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 53, protocol: TCP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: share-udp, namespace: mix, annotations: {metallb.io/allow-shared-ip: k}}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.7, clusterIPs: [10.96.0.7], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 53, protocol: UDP}]}
+spec: {type: LoadBalancer, clusterIP: 203.0.113.106, clusterIPs: [203.0.113.106], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 53, protocol: UDP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: deprecated, namespace: mix, annotations: {metallb.universe.tf/address-pool: b}}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.8, clusterIPs: [10.96.0.8], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
+spec: {type: LoadBalancer, clusterIP: 203.0.113.107, clusterIPs: [203.0.113.107], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: cluster-ip, namespace: mix}
-spec: {type: ClusterIP, clusterIP: 10.96.0.9, clusterIPs: [10.96.0.9], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
+spec: {type: ClusterIP, clusterIP: 203.0.113.108, clusterIPs: [203.0.113.108], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: unreadable, namespace: mix, annotations: {metallb.io/loadBalancerIPs: 198.51.100.3}}
-spec: {type: LoadBalancer, loadBalancerIP: 198.51.100.3, clusterIP: 10.96.0.10, clusterIPs: [10.96.0.10], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
+spec: {type: LoadBalancer, loadBalancerIP: 198.51.100.3, clusterIP: 203.0.113.109, clusterIPs: [203.0.113.109], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: starved, namespace: mix, annotations: {metallb.io/loadBalancerIPs: 203.0.113.9}}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.11, clusterIPs: [10.96.0.11], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
+spec: {type: LoadBalancer, clusterIP: 203.0.113.110, clusterIPs: [203.0.113.110], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
 "#;
 
 const DUAL_POOLS: &str = "
@@ -1138,27 +1138,27 @@ spec: {addresses: [198.51.100.0/24], avoidBuggyIPs: true, autoAssign: false}
 apiVersion: v1
 kind: Service
 metadata: {name: a, namespace: s}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.1, clusterIPs: [10.96.0.1], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
+spec: {type: LoadBalancer, clusterIP: 203.0.113.100, clusterIPs: [203.0.113.100], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: b, namespace: s, annotations: {metallb.io/allow-shared-ip: k}}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.2, clusterIPs: [10.96.0.2], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 53, protocol: TCP}]}
+spec: {type: LoadBalancer, clusterIP: 203.0.113.101, clusterIPs: [203.0.113.101], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 53, protocol: TCP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: c, namespace: s, annotations: {metallb.io/allow-shared-ip: k}}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.3, clusterIPs: [10.96.0.3], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 53, protocol: UDP}]}
+spec: {type: LoadBalancer, clusterIP: 203.0.113.102, clusterIPs: [203.0.113.102], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 53, protocol: UDP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: d, namespace: s}
-spec: {type: LoadBalancer, clusterIP: "fd00::4", clusterIPs: ["fd00::4"], ipFamilies: [IPv6], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
+spec: {type: LoadBalancer, clusterIP: "2001:db8:c1::4", clusterIPs: ["2001:db8:c1::4"], ipFamilies: [IPv6], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: e, namespace: s, annotations: {metallb.io/address-pool: wide}}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.5, clusterIPs: [10.96.0.5], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
+spec: {type: LoadBalancer, clusterIP: 203.0.113.104, clusterIPs: [203.0.113.104], ipFamilies: [IPv4], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
 "#,
     )
     .services;
@@ -1423,7 +1423,7 @@ spec: {addresses: [198.51.100.0/30, '2001:db8:2::/126']}
 
     fn build(i: usize, s: &Spec, candidates: &[IpAddr]) -> Service {
         let v4 = format!("10.96.1.{i}");
-        let v6 = format!("fd00::1:{i}");
+        let v6 = format!("2001:db8:c1::1:{i}");
         let (ips, families, policy) = match s.families {
             0 => (vec![v4], vec!["IPv4"], "SingleStack"),
             1 => (vec![v6], vec!["IPv6"], "SingleStack"),
@@ -1668,7 +1668,7 @@ mod loop_property {
             unreachable!()
         };
         let v4 = format!("10.96.2.{id}");
-        let v6 = format!("fd00::2:{id}");
+        let v6 = format!("2001:db8:c1::2:{id}");
         let (ips, fams, policy) = match families {
             0 => (vec![v4], vec!["IPv4"], "SingleStack"),
             1 => (vec![v6], vec!["IPv6"], "SingleStack"),
@@ -1954,12 +1954,12 @@ spec: {addresses: [192.0.2.0/31, '2001:db8:a::/128']}
 apiVersion: v1
 kind: Service
 metadata: {name: a-v6, namespace: default}
-spec: {type: LoadBalancer, clusterIP: "fd00::1", clusterIPs: ["fd00::1"], ipFamilies: [IPv6], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
+spec: {type: LoadBalancer, clusterIP: "2001:db8:c1::1", clusterIPs: ["2001:db8:c1::1"], ipFamilies: [IPv6], ipFamilyPolicy: SingleStack, ports: [{port: 80, protocol: TCP}]}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: b-prefer, namespace: default}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.2, clusterIPs: [10.96.0.2, "fd00::2"], ipFamilies: [IPv4, IPv6], ipFamilyPolicy: PreferDualStack, ports: [{port: 80, protocol: TCP}]}
+spec: {type: LoadBalancer, clusterIP: 203.0.113.101, clusterIPs: [203.0.113.101, "2001:db8:c1::2"], ipFamilies: [IPv4, IPv6], ipFamilyPolicy: PreferDualStack, ports: [{port: 80, protocol: TCP}]}
 "#,
     )
     .services;

@@ -7,7 +7,7 @@ use serde::Serialize;
 /// One configuration problem.
 ///
 /// Printed as `Kind/name: field: reason`, e.g.
-/// `IPAddressPool/first-pool: spec.addresses[1]: 192.168.9.5-192.168.9.1: start is after end`.
+/// `IPAddressPool/first-pool: spec.addresses[1]: 192.0.2.5-192.0.2.1: start is after end`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct ConfigError {
     /// Kind of the offending object (`IPAddressPool`, `BGPPeer`, ...).
