@@ -76,6 +76,17 @@ impl Allocator {
         self.services.get(service).map(|h| &h.allocation)
     }
 
+    /// The request `service`'s allocation was made for (families, ports, sharing key), if it
+    /// holds IPs.
+    pub fn request(&self, service: &ServiceKey) -> Option<&AllocationRequest> {
+        self.services.get(service).map(|h| &h.request)
+    }
+
+    /// Every allocation with its request, in no particular order. O(n), no sorting.
+    pub fn held(&self) -> impl Iterator<Item = (&AllocationRequest, &Allocation)> {
+        self.services.values().map(|h| (&h.request, &h.allocation))
+    }
+
     /// Every allocation, ordered by service. O(n log n): it sorts.
     pub fn allocations(&self) -> impl Iterator<Item = (&ServiceKey, &Allocation)> {
         self.held_in_order()

@@ -249,16 +249,7 @@ pub fn allocation_request(
 ) -> Result<AllocationRequest, ServiceError> {
     let families = families(svc, &v.key)?;
     let requested = requested_ips(svc)?;
-    let mut request = AllocationRequest::new(v.key.clone(), families.primary())
-        .with_families(families)
-        .with_ports(v.ports.iter().copied())
-        .with_sharing(SharingKey::new(
-            v.sharing_key.as_deref(),
-            v.traffic_policy,
-            &v.selector,
-        ))
-        .with_requested_ips(requested)
-        .with_labels(v.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut request = base_request(v, families).with_requested_ips(requested);
     if let Some(pool) = &v.pool {
         request = request.with_pool(pool);
     }
@@ -280,15 +271,19 @@ pub fn holding_request(v: &ServiceView) -> Option<AllocationRequest> {
         IpFamilyPolicy::SingleStack
     };
     let families = Families::from_service(&v.key, policy, &families).ok()?;
-    Some(
-        AllocationRequest::new(v.key.clone(), families.primary())
-            .with_families(families)
-            .with_ports(v.ports.iter().copied())
-            .with_sharing(SharingKey::new(
-                v.sharing_key.as_deref(),
-                v.traffic_policy,
-                &v.selector,
-            ))
-            .with_labels(v.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-    )
+    Some(base_request(v, families))
+}
+
+/// The request for `v` with `families`: its ports, sharing key and labels; no requested IPs
+/// or pool.
+fn base_request(v: &ServiceView, families: Families) -> AllocationRequest {
+    AllocationRequest::new(v.key.clone(), families.primary())
+        .with_families(families)
+        .with_ports(v.ports.iter().copied())
+        .with_sharing(SharingKey::new(
+            v.sharing_key.as_deref(),
+            v.traffic_policy,
+            &v.selector,
+        ))
+        .with_labels(v.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }

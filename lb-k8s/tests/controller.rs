@@ -33,9 +33,6 @@
 //! every status in its annotated pool, and a second restore writes nothing. `loop_property`:
 //! random Service edits, deletions, pool changes and restarts, each followed by the
 //! reconciles the runtime would run, keep status, annotation and allocator in step.
-//!
-//! Tests named `bug_*` are ignored: each states what the current code gets wrong; the
-//! properties excuse exactly those cases, with a pointer to the test.
 
 #![allow(
     clippy::unwrap_used,
@@ -46,7 +43,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Service;
 use lb_core::ServiceKey;
@@ -59,12 +55,12 @@ use lb_k8s::input::Objects;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+mod support;
+
+use support::{check, root};
+
 const NAMESPACE: &str = "metallb-system";
 const POOL_ANNOTATION: &str = "metallb.io/ip-allocated-from-pool";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
 
 fn settings(lb_class: Option<&str>) -> Settings {
     Settings {
@@ -75,37 +71,6 @@ fn settings(lb_class: Option<&str>) -> Settings {
 
 fn key(text: &str) -> ServiceKey {
     text.parse().unwrap_or_else(|e| panic!("{text:?}: {e:?}"))
-}
-
-/// Compares `actual` with the file `expected`, or rewrites it under `UPDATE_GOLDEN=1`.
-fn check_golden(expected: &Path, actual: &str) {
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(expected, actual).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(expected).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
-            expected.display()
-        )
-    });
-    if want != actual {
-        let diff: Vec<String> = want
-            .lines()
-            .zip(actual.lines())
-            .enumerate()
-            .filter(|(_, (a, b))| a != b)
-            .take(5)
-            .map(|(i, (a, b))| format!("line {}:\n  want {a}\n  got  {b}", i + 1))
-            .collect();
-        panic!(
-            "{} differs ({} vs {} lines):\n{}",
-            expected.display(),
-            want.lines().count(),
-            actual.lines().count(),
-            diff.join("\n")
-        );
-    }
 }
 
 // --- the simulated cluster ---------------------------------------------------------------
@@ -609,7 +574,7 @@ fn scenario(case: &str) {
         .map(|(i, s)| run_step(&mut cluster, i, s, case))
         .collect();
     let actual = serde_json::to_string_pretty(&out).unwrap() + "\n";
-    check_golden(&dir.join(format!("{case}.json")), &actual);
+    check(&dir.join(format!("{case}.json")), &actual);
 }
 
 macro_rules! golden {
@@ -1508,12 +1473,8 @@ spec: {addresses: [198.51.100.0/30, '2001:db8:2::/126']}
                 let (ips, pool) = recorded(svc);
                 let held = state.allocator().allocation(&k);
                 if s.unreadable {
-                    // Never written; it holds what it records when it can. (What it records
-                    // but cannot hold stays for now: the ignored test
-                    // `bug_restore_clears_an_unreadable_service_whose_recorded_ip_is_not_allowed`.)
-                    if let Some(a) = held {
-                        prop_assert_eq!(&ips, &a.ips, "{}", k);
-                    }
+                    // It holds what it records when it can; what it cannot hold is cleared.
+                    prop_assert_eq!(&ips, &held.map(|a| a.ips.clone()).unwrap_or_default(), "{}", k);
                     continue;
                 }
                 // What is written is what the allocator holds.
@@ -1563,28 +1524,14 @@ spec: {addresses: [198.51.100.0/30, '2001:db8:2::/126']}
                 }
             }
 
-            // A restart from what was written writes nothing and holds the same. Except, for
-            // now, for a Service left waiting by the first restore although a Service that
-            // moved later in that pass freed an IP it could take (the ignored test
-            // `bug_restore_retries_waiting_services_after_a_move_frees_an_ip`), and for a
-            // PreferDualStack Service whose missing family is freed the same way.
-            let waiting: BTreeSet<ServiceKey> = state.pending().cloned().collect();
+            // A restart from what was written writes nothing and holds the same.
             let mut again = ControllerState::new(settings(None));
             affected_by(&mut again, POOLS);
             let updates = again.restore(services.iter());
-            let mut excused: BTreeSet<ServiceKey> = BTreeSet::new();
-            for u in updates.iter().filter(|u| u.writes()) {
-                let completes_family = u.pool_annotation.is_none()
-                    && u.events.len() == 1
-                    && u.events[0].message.starts_with("Assigned additional IP");
-                let freed_later = waiting.contains(&u.key) && u.error.is_none();
-                prop_assert!(completes_family || freed_later, "second restore writes {:?}", u);
-                excused.insert(u.key.clone());
+            for u in &updates {
+                prop_assert!(!u.writes(), "second restore writes {:?}", u);
             }
-            let keep = |v: Vec<(ServiceKey, lb_alloc::Allocation)>| -> Vec<_> {
-                v.into_iter().filter(|(k, _)| !excused.contains(k)).collect()
-            };
-            prop_assert_eq!(keep(allocations(&state)), keep(allocations(&again)));
+            prop_assert_eq!(allocations(&state), allocations(&again));
         }
     }
 }
@@ -1667,7 +1614,7 @@ mod loop_property {
         else {
             unreachable!()
         };
-        let v4 = format!("10.96.2.{id}");
+        let v4 = format!("203.0.113.{}", 100 + id % 100);
         let v6 = format!("2001:db8:c1::2:{id}");
         let (ips, fams, policy) = match families {
             0 => (vec![v4], vec!["IPv4"], "SingleStack"),
@@ -1682,15 +1629,9 @@ mod loop_property {
         if *shared {
             annotations.insert("metallb.io/allow-shared-ip".into(), json!("k"));
         }
-        // Only requests the Service's family can be given: an invalid request drops the
-        // status but not the allocation (the ignored test
-        // `bug_an_invalid_request_clears_the_status_but_keeps_the_allocation`).
-        let fits = |n: &usize| match families {
-            0 => !CANDIDATES[*n].contains(':'),
-            1 => CANDIDATES[*n].contains(':'),
-            _ => false,
-        };
-        if let Some(n) = requested.as_ref().filter(|n| fits(n)) {
+        // Any candidate, of the Service's family or not: a request that cannot be met keeps
+        // status and allocator in step too.
+        if let Some(n) = requested.as_ref() {
             annotations.insert("metallb.io/loadBalancerIPs".into(), json!(CANDIDATES[*n]));
         }
         json!({
@@ -1847,9 +1788,9 @@ mod loop_property {
             }
             // Known gaps, excused for now: a PreferDualStack Service missing a family is not
             // retried when one frees
-            // (`bug_a_prefer_dual_stack_service_gets_its_missing_family_when_one_frees`),
+            // (`a_prefer_dual_stack_service_gets_its_missing_family_when_one_frees`),
             // and a waiting Service is not retried when a holder's sharing key changes so that
-            // it could share (`bug_a_sharing_key_change_retries_waiting_services`).
+            // it could share (`a_sharing_key_change_retries_waiting_services`).
             let waiting: BTreeSet<ServiceKey> = cluster.state.pending().cloned().collect();
             let mut again = ControllerState::new(settings(None));
             again.apply_config(&cluster.objects());
@@ -1936,9 +1877,7 @@ fn an_invalid_request_keeps_status_and_allocation_in_step() {
 /// reprocesses every Service when one is deleted (`SyncStateReprocessAll`), so it completes
 /// the Service at once; a restart here does, which makes a restart write.
 #[test]
-#[ignore = "BUG: freeing an IP retries only pending Services, not PreferDualStack Services \
-            missing the freed family"]
-fn bug_a_prefer_dual_stack_service_gets_its_missing_family_when_one_frees() {
+fn a_prefer_dual_stack_service_gets_its_missing_family_when_one_frees() {
     let mut state = ControllerState::new(settings(None));
     affected_by(
         &mut state,
@@ -1979,8 +1918,7 @@ spec: {type: LoadBalancer, clusterIP: 203.0.113.101, clusterIPs: [203.0.113.101,
 /// Service stays waiting until something else happens. MetalLB reprocesses every Service
 /// when an allocation's sharing key changes (`prevAllocKey != newAllocKey`).
 #[test]
-#[ignore = "BUG: a holder's sharing-key change does not list the pending Services in retry"]
-fn bug_a_sharing_key_change_retries_waiting_services() {
+fn a_sharing_key_change_retries_waiting_services() {
     let mut state = ControllerState::new(settings(None));
     affected_by(
         &mut state,
@@ -2074,9 +2012,7 @@ spec: {addresses: [198.51.100.0/32]}
 /// (`convergeBalancer` clears the status when `Assign` fails, before it reads the requested
 /// IPs). The restore should do what the first reconcile would do.
 #[test]
-#[ignore = "BUG: restore leaves the status of an unreadable Service whose recorded IPs cannot \
-            be taken back; reconcile clears it"]
-fn bug_restore_clears_an_unreadable_service_whose_recorded_ip_is_not_allowed() {
+fn restore_clears_an_unreadable_service_whose_recorded_ip_is_not_allowed() {
     let mut state = ControllerState::new(settings(None));
     affected_by(&mut state, POOL_A);
     let both_forms = |name: &str, ip: &str| {

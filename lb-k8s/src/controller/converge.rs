@@ -72,11 +72,25 @@ pub fn converge(allocator: &mut Allocator, request: &AllocationRequest) -> Conve
             if let Some(kept) = e.kept {
                 out.ips = kept.ips;
                 out.pool = Some(kept.pool);
-            } else if let Some(held) = allocator.allocation(&request.service) {
+            } else if let Some(held) = allocator.allocation(&request.service).cloned() {
                 // The request was refused before the held allocation was looked at (e.g.
-                // requested IPs of the wrong family): it still holds, so the status says so.
-                out.ips = held.ips.clone();
-                out.pool = Some(held.pool.clone());
+                // requested IPs of the wrong family). The Service keeps what its current
+                // families, pool rules and sharing key still allow, and the status says so;
+                // the rest is cleared.
+                let current = AllocationRequest {
+                    requested_ips: Vec::new(),
+                    ..request.clone()
+                };
+                match take_back(allocator, &current, &held.ips) {
+                    None => {
+                        out.ips = held.ips;
+                        out.pool = Some(held.pool);
+                    }
+                    Some(event) => {
+                        allocator.release(&request.service);
+                        out.events.push(event);
+                    }
+                }
             }
             let service = &request.service;
             out.events.push(events::allocation_failed(

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
-use lb_alloc::{AllocationRequest, Allocator, PoolSet};
+use lb_alloc::{Allocator, ClearReason, PoolSet, SharingKey};
 use lb_core::ServiceKey;
 
 pub use converge::{Converged, converge, take_back};
@@ -102,6 +102,11 @@ impl ControllerState {
     /// The allocations.
     pub fn allocator(&self) -> &Allocator {
         &self.allocator
+    }
+
+    /// True when `service` waits for an IP.
+    pub fn is_pending(&self, service: &ServiceKey) -> bool {
+        self.pending.contains(service)
     }
 
     /// Services waiting for an IP, in key order.
@@ -191,7 +196,7 @@ impl ControllerState {
 
         let mut updates: BTreeMap<ServiceKey, ServiceUpdate> = BTreeMap::new();
         let mut requests = Vec::with_capacity(ours.len());
-        let mut holding = Vec::new();
+        let mut unreadable = Vec::new();
         for (svc, view) in &ours {
             if !view.is_load_balancer {
                 continue;
@@ -203,13 +208,16 @@ impl ControllerState {
                     u.events.push(events::invalid_service(&e));
                     u.error = Some(ReconcileError::InvalidService);
                     updates.insert(view.key.clone(), u);
-                    holding.extend(service::holding_request(view).map(|r| (view, r)));
+                    unreadable.push((*svc, view));
                 }
             }
         }
-        // Services that cannot be read still hold what they record, before anyone else.
-        for (view, request) in &holding {
-            let _ = take_back(&mut self.allocator, request, &view.ingress_ips);
+        // Services that cannot be read still hold what they record, before anyone else; what
+        // they cannot hold any more is cleared, as a reconcile would.
+        for (svc, view) in &unreadable {
+            if let Some(u) = updates.get_mut(&view.key) {
+                self.hold_recorded(u, svc, view);
+            }
         }
         let mut recorded: Vec<usize> = (0..requests.len())
             .filter(|i| {
@@ -244,16 +252,15 @@ impl ControllerState {
         // A Service that moved (another pool, other IPs) may have freed what one converged
         // before it wanted: retry the waiting ones while that makes progress.
         for _ in 0..requests.len() {
-            let waiting: Vec<&(&Service, &ServiceView, AllocationRequest)> = requests
-                .iter()
-                .filter(|r| self.pending.contains(&r.1.key))
-                .collect();
-            let before = waiting.len();
-            for (svc, view, request) in waiting {
+            let waiting = self.waiting();
+            let mut progress = false;
+            for (svc, view, request) in requests.iter().filter(|r| waiting.contains(&r.1.key)) {
+                let before = self.allocator.allocation(&view.key).map(|a| a.ips.clone());
                 let c = converge(&mut self.allocator, request);
-                if c.error.is_some() {
-                    continue;
+                if c.error.is_some() || before.as_ref() == Some(&c.ips) {
+                    continue; // no better than the first pass, which already said so
                 }
+                progress = true;
                 let mut u = ServiceUpdate::new(view.key.clone());
                 self.settle(&mut u, svc, view, c);
                 if let Some(prev) = updates.get_mut(&view.key) {
@@ -266,7 +273,7 @@ impl ControllerState {
                     updates.insert(view.key.clone(), u);
                 }
             }
-            if self.pending.len() >= before {
+            if !progress {
                 break;
             }
         }
@@ -294,19 +301,19 @@ impl ControllerState {
         if self.config.is_none() || !self.restored {
             return u;
         }
-        let held_before = self.allocator.allocation(key).map(|a| a.ips.clone());
+        let held_before = self.hold_of(key);
         let dropped = self.dropped.remove(key);
         let Some(svc) = svc else {
             self.allocator.release(key);
             self.pending.remove(key);
-            self.retry_if_freed(&mut u, held_before.as_deref());
+            self.retry_if_changed(&mut u, held_before);
             return u;
         };
         if !service::handled_by(svc, self.settings.lb_class.as_deref()) {
             // Another controller's Service (or one that changed class): not ours to write.
             self.allocator.release(key);
             self.pending.remove(key);
-            self.retry_if_freed(&mut u, held_before.as_deref());
+            self.retry_if_changed(&mut u, held_before);
             return u;
         }
         let view = service::view(svc);
@@ -318,7 +325,7 @@ impl ControllerState {
                 u.events
                     .push(events::cleared_not_load_balancer(&view.ingress_ips));
             }
-            self.retry_if_freed(&mut u, held_before.as_deref());
+            self.retry_if_changed(&mut u, held_before);
             return u;
         }
         let request = match service::allocation_request(svc, &view) {
@@ -328,12 +335,8 @@ impl ControllerState {
                 // nobody else holds): a typo must not take a working IP away.
                 u.events.push(events::invalid_service(&e));
                 u.error = Some(ReconcileError::InvalidService);
-                if self.allocator.allocation(key).is_none()
-                    && let Some(request) = service::holding_request(&view)
-                    && let Some(event) = take_back(&mut self.allocator, &request, &view.ingress_ips)
-                {
-                    u.events.push(event);
-                    u.set_writes(svc, &view, &[], None);
+                if self.allocator.allocation(key).is_none() {
+                    self.hold_recorded(&mut u, svc, &view);
                 }
                 return u;
             }
@@ -347,7 +350,7 @@ impl ControllerState {
         }
         let c = converge(&mut self.allocator, &request);
         self.settle(&mut u, svc, &view, c);
-        self.retry_if_freed(&mut u, held_before.as_deref());
+        self.retry_if_changed(&mut u, held_before);
         u
     }
 
@@ -383,20 +386,55 @@ impl ControllerState {
         u.set_writes(svc, view, &c.ips, c.pool.as_deref());
     }
 
-    /// Lists the pending Services in `u.retry` when the Service gave up IPs it held.
-    fn retry_if_freed(&self, u: &mut ServiceUpdate, held_before: Option<&[IpAddr]>) {
-        let Some(before) = held_before else {
+    /// For a Service that cannot be read and holds nothing: takes back the IPs its status
+    /// records, so nobody else is given them; what it cannot hold (taken, no longer allowed,
+    /// or a set no request could hold) is cleared with `ClearAssignment`.
+    fn hold_recorded(&mut self, u: &mut ServiceUpdate, svc: &Service, view: &ServiceView) {
+        let ips = &view.ingress_ips;
+        if ips.is_empty() {
+            return;
+        }
+        let event = match service::holding_request(view) {
+            Some(request) => take_back(&mut self.allocator, &request, ips),
+            None => Some(events::cleared(ips, &ClearReason::FamilyChanged)),
+        };
+        if let Some(event) = event {
+            u.events.push(event);
+            u.set_writes(svc, view, &[], None);
+        }
+    }
+
+    /// The Services that may get more when IPs free up: the pending ones and the
+    /// `PreferDualStack` ones still missing a family.
+    fn waiting(&self) -> BTreeSet<ServiceKey> {
+        let incomplete = self
+            .allocator
+            .held()
+            .filter(|(r, a)| r.families.prefers_dual() && a.ips.len() == 1)
+            .map(|(r, _)| r.service.clone());
+        self.pending.iter().cloned().chain(incomplete).collect()
+    }
+
+    /// What `service` holds: its IPs and the sharing key they were allocated under.
+    fn hold_of(&self, service: &ServiceKey) -> Option<(Vec<IpAddr>, SharingKey)> {
+        let ips = self.allocator.allocation(service)?.ips.clone();
+        let sharing = self.allocator.request(service)?.sharing.clone();
+        Some((ips, sharing))
+    }
+
+    /// Lists in `u.retry` the Services that may now get what they wait for, when the Service
+    /// gave up IPs or changed the sharing key of the IPs it holds: the pending Services and
+    /// the `PreferDualStack` Services still missing a family.
+    fn retry_if_changed(&self, u: &mut ServiceUpdate, before: Option<(Vec<IpAddr>, SharingKey)>) {
+        let Some(before) = before else {
             return;
         };
-        let now = self.allocator.allocation(&u.key).map(|a| a.ips.as_slice());
-        if now != Some(before) {
-            u.retry = self
-                .pending
-                .iter()
-                .filter(|k| **k != u.key)
-                .cloned()
-                .collect();
+        if self.hold_of(&u.key).as_ref() == Some(&before) {
+            return;
         }
+        let mut retry = self.waiting();
+        retry.remove(&u.key);
+        u.retry = retry.into_iter().collect();
     }
 }
 
