@@ -9,46 +9,15 @@
     clippy::panic
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lb_k8s::input::Objects;
 use lb_k8s::plan::{PlanOptions, plan};
 use lb_k8s::{crd, legacy};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
+mod support;
 
-/// Compares `actual` with the file `expected`, or rewrites it under `UPDATE_GOLDEN=1`.
-fn check(expected: &Path, actual: &str) {
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(expected, actual).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(expected).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
-            expected.display()
-        )
-    });
-    if want != actual {
-        let diff: Vec<String> = want
-            .lines()
-            .zip(actual.lines())
-            .enumerate()
-            .filter(|(_, (a, b))| a != b)
-            .take(5)
-            .map(|(i, (a, b))| format!("line {}:\n  want {a}\n  got  {b}", i + 1))
-            .collect();
-        panic!(
-            "{} differs ({} vs {} lines):\n{}",
-            expected.display(),
-            want.lines().count(),
-            actual.lines().count(),
-            diff.join("\n")
-        );
-    }
-}
+use support::{check, root};
 
 fn plan_json(input: &Path, down: &[&str]) -> String {
     let mut objects = Objects::default();

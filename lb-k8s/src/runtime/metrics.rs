@@ -185,12 +185,17 @@ impl Metrics {
         *known = stats.keys().cloned().collect();
         for (pool, s) in stats {
             let l = PoolLabel { pool: pool.clone() };
-            self.addresses.get_or_create(&l).set(f(s.total()));
-            self.addresses_v4.get_or_create(&l).set(f(s.total_v4));
-            self.addresses_v6.get_or_create(&l).set(f(s.total_v6));
-            self.in_use.get_or_create(&l).set(f(s.in_use()));
-            self.in_use_v4.get_or_create(&l).set(f(s.in_use_v4));
-            self.in_use_v6.get_or_create(&l).set(f(s.in_use_v6));
+            let values = [
+                s.total(),
+                s.total_v4,
+                s.total_v6,
+                s.in_use(),
+                s.in_use_v4,
+                s.in_use_v6,
+            ];
+            for (family, value) in self.pool_families().into_iter().zip(values) {
+                family.get_or_create(&l).set(f(value));
+            }
         }
     }
 

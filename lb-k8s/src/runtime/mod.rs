@@ -272,7 +272,8 @@ where
                         let unchanged = match &e {
                             watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
                                 let id = (o.meta().namespace.clone(), o.meta().name.clone());
-                                seen.insert(id, relevant(o)) == Some(relevant(o))
+                                let now = relevant(o);
+                                seen.insert(id, now) == Some(now)
                             }
                             watcher::Event::Delete(o) => {
                                 seen.remove(&(o.meta().namespace.clone(), o.meta().name.clone()));
@@ -385,7 +386,7 @@ impl Engine {
         let mut runs: BTreeMap<ServiceKey, u8> = BTreeMap::new();
         while let Some(key) = queue.pop_front() {
             let n = runs.entry(key.clone()).or_insert(0);
-            let waiting = self.state.pending().any(|k| *k == key);
+            let waiting = self.state.is_pending(&key);
             if *n >= 2 || (*n == 1 && !waiting) {
                 continue;
             }
