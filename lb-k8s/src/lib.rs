@@ -14,6 +14,8 @@ pub mod duration;
 pub mod events;
 pub mod input;
 pub mod legacy;
+pub mod membership;
 pub mod plan;
 pub mod runtime;
 pub mod service;
+pub mod speaker;

@@ -93,6 +93,8 @@ enum Command {
     },
     /// Run the controller in a cluster: allocate IPs and write Service status.
     Controller(ControllerArgs),
+    /// Run the speaker on one node: announce the Services' IPs over ARP/NDP and BGP.
+    Speaker(SpeakerArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -146,6 +148,166 @@ struct ControllerArgs {
     ml_secret_name: String,
 }
 
+fn go_duration(text: &str) -> Result<std::time::Duration, String> {
+    lb_k8s::duration::parse_go_duration(text)
+}
+
+#[derive(clap::Args)]
+struct SpeakerArgs {
+    /// This node's name (the Node object the speaker runs on).
+    #[arg(long, env = "METALLB_NODE_NAME")]
+    node_name: String,
+    /// Read the objects from this multi-document YAML file (as `plan` does) instead of the
+    /// API server, and follow its changes.
+    #[arg(long, value_name = "FILE")]
+    from_file: Option<std::path::PathBuf>,
+    /// Namespace of MetalLB's objects.
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
+    namespace: String,
+    /// Handle only Services of this loadBalancerClass (default: only those without one).
+    #[arg(long, env = "METALLB_LB_CLASS")]
+    lb_class: Option<String>,
+    /// Announce from nodes labelled node.kubernetes.io/exclude-from-external-load-balancers.
+    #[arg(long)]
+    ignore_exclude_lb: bool,
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    #[arg(long, default_value = "0.0.0.0:7473")]
+    listen: std::net::SocketAddr,
+    /// Membership address (bound and advertised); default: the node's first address.
+    #[arg(long, env = "METALLB_ML_BIND_ADDR")]
+    ml_bindaddr: Option<std::net::IpAddr>,
+    /// Membership UDP port.
+    #[arg(long, env = "METALLB_ML_BIND_PORT", default_value_t = 7946)]
+    ml_bindport: u16,
+    /// The membership key: a file, or a directory holding `secretkey` (the memberlist
+    /// Secret mounted as a volume).
+    #[arg(long, env = "METALLB_ML_SECRET_KEY_PATH", default_value = "/etc/ml_secret_key")]
+    ml_secret_key_path: std::path::PathBuf,
+    /// Also join through this speaker (`ADDR:PORT`, repeatable).
+    #[arg(long, value_name = "ADDR:PORT")]
+    ml_join: Vec<std::net::SocketAddr>,
+    /// Run without membership: every node counts as alive (MetalLB without memberlist).
+    #[arg(long)]
+    ml_disable: bool,
+    /// How often each speaker probes another one.
+    #[arg(long, default_value = "100ms", value_parser = go_duration)]
+    ml_probe_interval: std::time::Duration,
+    /// How long a probe may take before indirect probes go out.
+    #[arg(long, default_value = "40ms", value_parser = go_duration)]
+    ml_probe_timeout: std::time::Duration,
+    /// How long a suspect speaker has to refute before it is declared dead.
+    #[arg(long, default_value = "150ms", value_parser = go_duration)]
+    ml_suspicion: std::time::Duration,
+    /// BGP router ID for peers that set none (default: the node's first IPv4 address).
+    #[arg(long)]
+    router_id: Option<std::net::Ipv4Addr>,
+    /// Never answer ARP/NDP on interfaces matching this regular expression (repeatable;
+    /// replaces the default list).
+    #[arg(long, value_name = "REGEX")]
+    exclude_interface: Vec<String>,
+    /// Log level.
+    #[arg(long, env = "METALLB_LOG_LEVEL", value_enum, default_value = "info")]
+    log_level: LogLevel,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "json")]
+    log_format: LogFormat,
+}
+
+fn read_key(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let file = if path.is_dir() {
+        path.join("secretkey")
+    } else {
+        path.to_path_buf()
+    };
+    std::fs::read(&file).with_context(|| {
+        format!(
+            "reading the membership key {} (mount the memberlist Secret, or pass --ml-disable)",
+            file.display()
+        )
+    })
+}
+
+fn speaker(args: SpeakerArgs) -> anyhow::Result<ExitCode> {
+    use lb_k8s::membership::Timers;
+    use lb_k8s::runtime::http::{Encode, Health};
+    use lb_k8s::speaker::metrics::SpeakerMetrics;
+    use lb_k8s::speaker::run::{MembershipSettings, SpeakerSettings, run_from_file};
+    use std::sync::Arc;
+
+    init_logging(args.log_level, args.log_format);
+    let membership = if args.ml_disable {
+        None
+    } else {
+        let timers = Timers {
+            probe_period: args.ml_probe_interval,
+            probe_timeout: args.ml_probe_timeout,
+            suspicion: args.ml_suspicion,
+            ..Timers::default()
+        };
+        if timers.probe_timeout >= timers.probe_period || timers.suspicion.is_zero() {
+            bail!(
+                "--ml-probe-timeout ({:?}) must be shorter than --ml-probe-interval ({:?}) and --ml-suspicion non-zero",
+                timers.probe_timeout,
+                timers.probe_period
+            );
+        }
+        Some(MembershipSettings {
+            bind_addr: args.ml_bindaddr,
+            port: args.ml_bindport,
+            secret: read_key(&args.ml_secret_key_path)?,
+            join: args.ml_join.clone(),
+            timers,
+        })
+    };
+    let mut layer2 = lb_l2::ResponderConfig::default();
+    if !args.exclude_interface.is_empty() {
+        layer2.exclude = lb_l2::ExcludePatterns::new(&args.exclude_interface)
+            .map_err(|e| anyhow::anyhow!("--exclude-interface: {e}"))?;
+    }
+    let settings = SpeakerSettings {
+        node: args.node_name.clone(),
+        plan: PlanOptions {
+            node: None,
+            down: BTreeSet::new(),
+            namespace: args.namespace.clone(),
+            lb_class: args.lb_class.clone(),
+            ignore_exclude_lb: args.ignore_exclude_lb,
+        },
+        membership,
+        router_id: args.router_id,
+        layer2,
+        poll: std::time::Duration::from_millis(200),
+    };
+    let Some(path) = args.from_file.clone() else {
+        bail!("the speaker needs --from-file FILE: the API-server source is not built yet");
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let metrics = Arc::new(SpeakerMetrics::new());
+        let health = Arc::new(Health::new(Arc::clone(&metrics) as Arc<dyn Encode>));
+        let bound = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let listener = tokio::spawn(lb_k8s::runtime::http::serve(
+            bound,
+            Arc::clone(&health),
+            async {
+                let _ = http_stopped.await;
+            },
+        ));
+        tracing::info!(node = %args.node_name, file = %path.display(), listen = %args.listen, "speaker starting");
+        let result = run_from_file(settings, path, metrics, health, shutdown_signal()).await;
+        let _ = stop_http.send(());
+        let _ = listener.await;
+        result.map(|()| ExitCode::SUCCESS)
+    })
+}
+
 fn init_logging(level: LogLevel, format: LogFormat) {
     let directive = match level {
         LogLevel::All => "trace",
@@ -184,7 +346,7 @@ async fn shutdown_signal() {
 
 fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
     use lb_k8s::controller::Settings;
-    use lb_k8s::runtime::{self, http::Health, lease::LeaseSettings, metrics::Metrics};
+    use lb_k8s::runtime::{self, http::{Encode, Health}, lease::LeaseSettings, metrics::Metrics};
     use std::sync::Arc;
 
     init_logging(args.log_level, args.log_format);
@@ -219,7 +381,8 @@ fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         let client = kube::Client::try_default()
             .await
             .context("connecting to the Kubernetes API server")?;
-        let health = Arc::new(Health::new(Arc::new(Metrics::new())));
+        let metrics = Arc::new(Metrics::new());
+        let health = Arc::new(Health::new(Arc::clone(&metrics) as Arc<dyn Encode>));
         let bound = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
@@ -228,7 +391,7 @@ fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
             let _ = http_stopped.await;
         }));
         tracing::info!(listen = %args.listen, namespace = %args.namespace, leader_elect = args.leader_elect, "controller starting");
-        let result = runtime::run(client, options, health, shutdown_signal()).await;
+        let result = runtime::run(client, options, metrics, health, shutdown_signal()).await;
         let _ = stop_http.send(());
         match listener.await {
             Ok(Ok(())) => {}
@@ -310,6 +473,7 @@ fn validate(files: &[String], output: ValidateFormat, namespace: &str) -> anyhow
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Controller(args) => controller(args),
+        Command::Speaker(args) => speaker(args),
         Command::Crds => {
             print!("{}", crd::crds_yaml()?);
             Ok(ExitCode::SUCCESS)

@@ -78,6 +78,73 @@ pub struct Plan {
 /// order), so a pending Service never takes an IP another one records; then every Service is
 /// converged in input order. Fails only when the configuration is invalid.
 pub fn plan(objects: &Objects, options: &PlanOptions) -> Result<Plan, ConfigErrors> {
+    let Prepared {
+        config,
+        plans,
+        services,
+        nodes,
+        mut warnings,
+    } = prepare(objects, options)?;
+    for down in &options.down {
+        if !nodes.iter().any(|n| &n.name == down) {
+            warnings.push(format!("--down {down}: no such Node"));
+        }
+    }
+    let live: BTreeSet<String> = nodes
+        .iter()
+        .map(|n| n.name.clone())
+        .filter(|n| !options.down.contains(n))
+        .collect();
+    let cluster = Cluster {
+        config: &config,
+        services: &services,
+        nodes: &nodes,
+        live_speakers: &live,
+        ignore_exclude_lb: options.ignore_exclude_lb,
+    };
+    let names: Vec<String> = match &options.node {
+        Some(n) => {
+            if !nodes.iter().any(|x| &x.name == n) {
+                warnings.push(format!(
+                    "--node {n}: no such Node; shown as a node without labels"
+                ));
+            }
+            vec![n.clone()]
+        }
+        None => nodes.iter().map(|n| n.name.clone()).collect(),
+    };
+    let nodes = names
+        .iter()
+        .map(|n| announce::for_node(cluster, n))
+        .collect();
+    Ok(Plan {
+        services: plans,
+        nodes,
+        warnings,
+    })
+}
+
+/// The allocation part of a plan: the configuration, every handled Service with the IPs it
+/// holds afterwards, and the nodes. The speaker's file source uses it, so that a speaker fed
+/// a file announces exactly what `plan` shows.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The validated configuration.
+    pub config: Config,
+    /// One outcome per handled Service, in input order.
+    pub plans: Vec<ServicePlan>,
+    /// The same Services as the announcement rules see them, holding their planned IPs.
+    pub services: Vec<ServiceState>,
+    /// Every Node, in name order.
+    pub nodes: Vec<NodeState>,
+    /// Things worth knowing that are not errors.
+    pub warnings: Vec<String>,
+}
+
+/// Validates the configuration and allocates like [`plan`], without computing announcements.
+///
+/// Fails only when the configuration is invalid.
+pub fn prepare(objects: &Objects, options: &PlanOptions) -> Result<Prepared, ConfigErrors> {
     let config = Config::from_objects_in(objects, &options.namespace)?;
     let mut warnings = objects.warnings.clone();
     warnings.extend(config.warnings.iter().cloned());
@@ -171,40 +238,10 @@ pub fn plan(objects: &Objects, options: &PlanOptions) -> Result<Plan, ConfigErro
         .collect();
     let mut nodes: Vec<NodeState> = objects.nodes.iter().map(NodeState::from_node).collect();
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
-    for down in &options.down {
-        if !nodes.iter().any(|n| &n.name == down) {
-            warnings.push(format!("--down {down}: no such Node"));
-        }
-    }
-    let live: BTreeSet<String> = nodes
-        .iter()
-        .map(|n| n.name.clone())
-        .filter(|n| !options.down.contains(n))
-        .collect();
-    let cluster = Cluster {
-        config: &config,
-        services: &services,
-        nodes: &nodes,
-        live_speakers: &live,
-        ignore_exclude_lb: options.ignore_exclude_lb,
-    };
-    let names: Vec<String> = match &options.node {
-        Some(n) => {
-            if !nodes.iter().any(|x| &x.name == n) {
-                warnings.push(format!(
-                    "--node {n}: no such Node; shown as a node without labels"
-                ));
-            }
-            vec![n.clone()]
-        }
-        None => nodes.iter().map(|n| n.name.clone()).collect(),
-    };
-    let nodes = names
-        .iter()
-        .map(|n| announce::for_node(cluster, n))
-        .collect();
-    Ok(Plan {
-        services: plans,
+    Ok(Prepared {
+        config,
+        plans,
+        services,
         nodes,
         warnings,
     })

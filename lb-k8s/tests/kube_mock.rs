@@ -39,6 +39,7 @@ use lb_k8s::controller::{ServiceUpdate, Settings};
 use lb_k8s::crd::{IPAddressPool, IPAddressPoolStatus};
 use lb_k8s::events;
 use lb_k8s::runtime::lease::{Elector, LeaseSettings, Round};
+use lb_k8s::runtime::http::Encode;
 use lb_k8s::runtime::metrics::Metrics;
 use lb_k8s::runtime::writer::Writer;
 use lb_k8s::runtime::{Engine, Stores, Trigger};

@@ -10,19 +10,24 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use super::metrics::Metrics;
+/// Something that renders metrics as OpenMetrics text (the controller's and the speaker's
+/// metrics).
+pub trait Encode: Send + Sync {
+    /// The OpenMetrics text of every metric.
+    fn encode(&self) -> String;
+}
 
 /// What the endpoints read.
 pub struct Health {
     /// The metrics.
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<dyn Encode>,
     /// True once every reflector listed its objects.
     pub ready: AtomicBool,
 }
 
 impl Health {
     /// Not ready yet.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(metrics: Arc<dyn Encode>) -> Self {
         Self {
             metrics,
             ready: AtomicBool::new(false),

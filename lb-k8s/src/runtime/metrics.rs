@@ -219,8 +219,10 @@ impl Metrics {
             .inc();
     }
 
-    /// The OpenMetrics text of every metric.
-    pub fn encode(&self) -> String {
+}
+
+impl super::http::Encode for Metrics {
+    fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

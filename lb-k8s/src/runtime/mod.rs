@@ -608,6 +608,7 @@ async fn elect(
 pub async fn run(
     client: Client,
     options: Options,
+    metrics: Arc<Metrics>,
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -620,7 +621,6 @@ pub async fn run(
         .clone()
         .map(|l| Elector::new(client.clone(), l));
     let election = tokio::spawn(elect(elector, leading_tx, stop_rx));
-    let metrics = Arc::clone(&health.metrics);
 
     let work = async {
         stores.wait_until_ready().await?;

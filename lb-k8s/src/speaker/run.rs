@@ -1,0 +1,396 @@
+//! The speaker's runtime: inputs (a file, or the API server) and the membership view in,
+//! `lb_l2` and `lb_bgp` driven through `lb_core::Announcer`, metrics out.
+//!
+//! One loop owns the decision: whenever the inputs or the live speakers change it recomputes
+//! [`desired`](super::desired) and hands the whole result to both backends (they diff it
+//! themselves), so a missed event can never leave a stale announcement behind.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use lb_bgp::{Speaker, SpeakerConfig};
+use lb_core::Announcer;
+use lb_l2::{Responder, ResponderConfig};
+use tokio::sync::watch;
+
+use super::metrics::{Announced, L2Counters, PeerFigures, Snapshot, SpeakerMetrics};
+use super::{Desired, Inputs, Liveness, default_router_id, desired};
+use crate::input::Objects;
+use crate::membership::{Membership, MembershipConfig, Sealer, Timers, View};
+use crate::plan::PlanOptions;
+use crate::runtime::http::Health;
+
+/// Membership settings.
+#[derive(Debug, Clone)]
+pub struct MembershipSettings {
+    /// Address to bind and advertise; the node's first address when `None`.
+    pub bind_addr: Option<IpAddr>,
+    /// UDP port (7946).
+    pub port: u16,
+    /// The shared secret the datagram key is derived from.
+    pub secret: Vec<u8>,
+    /// Extra addresses to join through, besides every node's first address.
+    pub join: Vec<SocketAddr>,
+    /// SWIM timers.
+    pub timers: Timers,
+}
+
+/// How the speaker runs.
+#[derive(Debug, Clone)]
+pub struct SpeakerSettings {
+    /// This node's name.
+    pub node: String,
+    /// Plan options: namespace of MetalLB's objects, load-balancer class, exclude label.
+    pub plan: PlanOptions,
+    /// Membership; `None` counts every node as alive (MetalLB without memberlist).
+    pub membership: Option<MembershipSettings>,
+    /// BGP router ID when a peer sets none; the node's first IPv4 address when `None`.
+    pub router_id: Option<Ipv4Addr>,
+    /// Layer-2 responder settings.
+    pub layer2: ResponderConfig,
+    /// How often the file source looks for changes.
+    pub poll: Duration,
+}
+
+/// Reads the inputs from a file (multi-document YAML, as `plan` reads it).
+///
+/// Fails with a message naming the file and the problem.
+pub fn read_file(path: &std::path::Path, options: &PlanOptions) -> Result<Inputs, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut objects = Objects::default();
+    objects
+        .add_yaml(&path.display().to_string(), &text)
+        .map_err(|e| e.to_string())?;
+    Inputs::from_objects(&objects, options).map_err(|errors| {
+        errors
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// Follows a file: publishes its inputs at start and after every change. A change that does
+/// not parse or validate is logged and the last good inputs stay in use (`stale` is set).
+fn follow_file(
+    path: PathBuf,
+    options: PlanOptions,
+    poll: Duration,
+    tx: watch::Sender<Option<Arc<Inputs>>>,
+    stale: watch::Sender<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last_stamp = None;
+        let mut last_text: Option<String> = None;
+        let mut tick = tokio::time::interval(poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let s = stamp(&path);
+            if s.is_some() && s == last_stamp {
+                continue;
+            }
+            last_stamp = s;
+            let text = std::fs::read_to_string(&path).ok();
+            if text.is_some() && text == last_text {
+                continue;
+            }
+            last_text.clone_from(&text);
+            let p = path.clone();
+            let o = options.clone();
+            let result = tokio::task::spawn_blocking(move || read_file(&p, &o)).await;
+            match result {
+                Ok(Ok(inputs)) => {
+                    for w in &inputs.warnings {
+                        tracing::warn!(file = %path.display(), warning = %w, "configuration warning");
+                    }
+                    tracing::info!(file = %path.display(), services = inputs.services.len(), nodes = inputs.nodes.len(), "inputs loaded");
+                    let _ = stale.send(false);
+                    if tx.send(Some(Arc::new(inputs))).is_err() {
+                        return;
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(file = %path.display(), error = %e, "inputs rejected; the last good ones stay in use");
+                    let _ = stale.send(true);
+                }
+                Err(e) => tracing::error!(error = %e, "reading the inputs failed"),
+            }
+        }
+    })
+}
+
+/// The backends, started once the first inputs are known (the router ID comes from them).
+struct Backends {
+    l2: Responder,
+    bgp: Speaker,
+}
+
+/// Runs the speaker on a file source until `shutdown` completes.
+///
+/// Fails when the file cannot be read at start, or a backend cannot start (no `CAP_NET_RAW`,
+/// no netlink, membership port in use).
+pub async fn run_from_file(
+    settings: SpeakerSettings,
+    path: PathBuf,
+    metrics: Arc<SpeakerMetrics>,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+    let (tx, inputs) = watch::channel(None);
+    let (stale_tx, stale) = watch::channel(false);
+    let follower = follow_file(path, settings.plan.clone(), settings.poll, tx, stale_tx);
+    let result = drive(settings, inputs, stale, metrics, health, shutdown).await;
+    follower.abort();
+    result
+}
+
+/// The decision loop shared by every source.
+async fn drive(
+    settings: SpeakerSettings,
+    mut inputs: watch::Receiver<Option<Arc<Inputs>>>,
+    mut stale: watch::Receiver<bool>,
+    metrics: Arc<SpeakerMetrics>,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    // Wait for the first good inputs.
+    let first = loop {
+        if let Some(i) = inputs.borrow_and_update().clone() {
+            break i;
+        }
+        tokio::select! {
+            changed = inputs.changed() => changed.context("the input source stopped")?,
+            () = &mut shutdown => return Ok(()),
+        }
+    };
+    let router_id = settings
+        .router_id
+        .or_else(|| default_router_id(&first, &settings.node));
+    let l2 = Responder::start(settings.layer2.clone())
+        .await
+        .context("starting the layer-2 responder")?;
+    let bgp = Speaker::start(SpeakerConfig {
+        router_id,
+        listen_port: None,
+    })
+    .context("starting the BGP speaker")?;
+    let backends = Backends { l2, bgp };
+    let membership = match &settings.membership {
+        Some(m) => Some(start_membership(&settings.node, m, &first).await?),
+        None => None,
+    };
+    let mut view = membership.as_ref().map(Membership::view);
+    let mut last: Option<Desired> = None;
+    let mut refresh = tokio::time::interval(Duration::from_secs(1));
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let current = inputs.borrow_and_update().clone();
+        let liveness = match &mut view {
+            Some(v) => {
+                let View { alive, settled } = v.borrow_and_update().clone();
+                Liveness {
+                    alive: Some(alive),
+                    settled,
+                }
+            }
+            None => Liveness {
+                alive: None,
+                settled: true,
+            },
+        };
+        if let Some(current) = current {
+            let d = desired(&current, &settings.node, &liveness);
+            if last.as_ref() != Some(&d) {
+                apply(&backends, &d).await;
+                last = Some(d);
+            }
+            if let (Some(m), Some(ms)) = (&membership, &settings.membership) {
+                m.set_seeds(seeds(&current, ms)).await;
+            }
+            health
+                .ready
+                .store(liveness.settled && !last.as_ref().is_some_and(|d| d.l2_held), Ordering::Relaxed);
+        }
+        publish(&metrics, &settings.node, last.as_ref(), &backends, membership.as_ref(), &liveness, *stale.borrow());
+        tokio::select! {
+            changed = inputs.changed() => changed.context("the input source stopped")?,
+            changed = changed_view(&mut view) => {
+                if changed.is_err() {
+                    anyhow::bail!("membership stopped");
+                }
+            }
+            _ = stale.changed() => {}
+            _ = refresh.tick() => {}
+            () = &mut shutdown => break,
+        }
+    }
+    tracing::info!("stopping: leaving the cluster, withdrawing announcements");
+    health.ready.store(false, Ordering::Relaxed);
+    if let Some(m) = membership {
+        m.leave().await;
+    }
+    if let Err(e) = backends.l2.resync(&[]).await {
+        tracing::warn!(error = %e, "withdrawing layer-2 announcements");
+    }
+    backends.l2.shutdown().await;
+    backends
+        .bgp
+        .shutdown("speaker stopping", Duration::from_secs(1))
+        .await;
+    Ok(())
+}
+
+async fn changed_view(
+    view: &mut Option<watch::Receiver<View>>,
+) -> Result<(), watch::error::RecvError> {
+    match view {
+        Some(v) => v.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn seeds(inputs: &Inputs, m: &MembershipSettings) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = inputs
+        .addresses
+        .values()
+        .filter_map(|a| a.first())
+        .map(|ip| SocketAddr::new(*ip, m.port))
+        .collect();
+    out.extend(m.join.iter().copied());
+    out.sort();
+    out.dedup();
+    out
+}
+
+async fn start_membership(
+    node: &str,
+    m: &MembershipSettings,
+    inputs: &Inputs,
+) -> anyhow::Result<Membership> {
+    let ip = match m.bind_addr {
+        Some(ip) => ip,
+        None => inputs
+            .addresses
+            .get(node)
+            .and_then(|a| a.first().copied())
+            .with_context(|| {
+                format!(
+                    "membership: Node {node} has no address in its status; give --ml-bindaddr"
+                )
+            })?,
+    };
+    let addr = SocketAddr::new(ip, m.port);
+    let sealer = Sealer::from_secret(&m.secret).context("membership key")?;
+    let membership = Membership::start(
+        MembershipConfig {
+            node: node.to_string(),
+            bind: addr,
+            advertise: addr,
+            seeds: seeds(inputs, m),
+            timers: m.timers,
+        },
+        sealer,
+    )
+    .await?;
+    tracing::info!(%addr, "membership started");
+    Ok(membership)
+}
+
+async fn apply(backends: &Backends, d: &Desired) {
+    if d.l2_held {
+        tracing::info!("layer-2 announcements held until the membership view settles");
+    }
+    if let Err(e) = backends.l2.resync(&d.announcements).await {
+        tracing::error!(error = %e, "layer-2 announcements failed");
+    }
+    if let Err(e) = backends.bgp.set_peers(d.peers.clone()) {
+        tracing::error!(error = %e, "BGP peers rejected");
+    }
+    if let Err(e) = backends.bgp.resync(&d.announcements).await {
+        tracing::error!(error = %e, "BGP announcements failed");
+    }
+    let l2: BTreeSet<String> = d.node.l2.iter().map(|e| format!("{} {}", e.service, e.ip)).collect();
+    tracing::info!(layer2 = l2.len(), bgp = d.node.bgp.len(), peers = d.peers.len(), "announcements applied");
+}
+
+fn publish(
+    metrics: &SpeakerMetrics,
+    node: &str,
+    d: Option<&Desired>,
+    backends: &Backends,
+    membership: Option<&Membership>,
+    liveness: &Liveness,
+    stale: bool,
+) {
+    let mut announced = Vec::new();
+    let mut ports = std::collections::BTreeMap::new();
+    if let Some(d) = d {
+        for e in &d.node.l2 {
+            announced.push(Announced {
+                service: e.service.clone(),
+                protocol: "layer2",
+                ip: e.ip.to_string(),
+            });
+        }
+        for e in &d.node.bgp {
+            announced.push(Announced {
+                service: e.service.clone(),
+                protocol: "bgp",
+                ip: e.prefix.addr().to_string(),
+            });
+        }
+        for p in &d.peers {
+            ports.insert(p.name.clone(), p.port);
+        }
+    }
+    announced.dedup();
+    let layer2 = backends
+        .l2
+        .counters()
+        .into_iter()
+        .map(|(ip, c)| L2Counters {
+            ip,
+            requests: c.requests_received,
+            responses: c.responses_sent,
+            gratuitous: c.gratuitous_sent,
+        })
+        .collect();
+    let peers = backends
+        .bgp
+        .peers()
+        .into_iter()
+        .map(|p| PeerFigures {
+            peer: SocketAddr::new(p.address, ports.get(&p.name).copied().unwrap_or(179)).to_string(),
+            up: p.state == lb_bgp::fsm::State::Established,
+            updates: p.updates_sent,
+            announced: u64::try_from(p.prefixes_announced).unwrap_or(u64::MAX),
+        })
+        .collect();
+    metrics.publish(Snapshot {
+        node: node.to_string(),
+        announced,
+        layer2,
+        peers,
+        members: liveness
+            .alive
+            .as_ref()
+            .map_or(1, |a| u64::try_from(a.len()).unwrap_or(u64::MAX)),
+        membership_refused: membership.map_or(0, |m| m.counters().refused),
+        config_loaded: d.is_some(),
+        config_stale: stale,
+    });
+}
