@@ -119,7 +119,13 @@ pub struct View {
     /// True once we have heard from the cluster, or waited [`Timers::join_wait`] without an
     /// answer, or have no seeds. Layer-2 announcements should wait for it, so a starting
     /// speaker does not briefly claim every IP before it has seen the others.
+    ///
+    /// A speaker told by others that its key is not theirs ([`View::key_mismatch`]) and that
+    /// never heard a valid datagram stays unsettled: it must not take IPs from a cluster it
+    /// cannot join.
     pub settled: bool,
+    /// Other speakers refused our datagrams (their key differs) and none accepted us.
+    pub key_mismatch: bool,
 }
 
 /// Counters of the membership layer.
@@ -131,7 +137,15 @@ pub struct Counters {
     pub sent: u64,
     /// Datagrams refused: wrong key, tampered, malformed or of another version.
     pub refused: u64,
+    /// "Key mismatch" notices received: someone could not open our datagrams.
+    pub mismatch_notices: u64,
 }
+
+/// The notice sent (unsealed, at most once per second per address) to a sender whose
+/// datagram could not be opened. It carries no information beyond "your key is not mine":
+/// forging it can only keep a speaker that never joined from taking layer-2 IPs, which
+/// dropping its packets would do as well.
+const MISMATCH_NOTICE: [u8; 2] = [0, b'K'];
 
 /// Why membership could not start.
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +230,7 @@ impl Membership {
         let (view_tx, view) = watch::channel(View {
             alive: BTreeSet::from([config.node.clone()]),
             settled: false,
+            key_mismatch: false,
         });
         let (counters_tx, counters) = watch::channel(Counters::default());
         let (commands, rx) = mpsc::channel(8);
@@ -234,6 +249,7 @@ impl Membership {
             heard: false,
             started: Instant::now(),
             refused_logged: None,
+            noticed: std::collections::HashMap::new(),
         };
         let task = tokio::spawn(agent.run(rx));
         Ok(Self {
@@ -314,6 +330,8 @@ struct Agent {
     heard: bool,
     started: Instant,
     refused_logged: Option<Instant>,
+    /// When a mismatch notice last went to each address (bounded).
+    noticed: std::collections::HashMap<SocketAddr, Instant>,
 }
 
 impl Agent {
@@ -367,6 +385,13 @@ impl Agent {
     }
 
     fn receive(&mut self, datagram: &[u8], from: SocketAddr) {
+        if datagram == MISMATCH_NOTICE {
+            self.counters.mismatch_notices += 1;
+            if !self.heard {
+                tracing::error!(%from, "this speaker's membership key differs from the cluster's: it stays out and makes no layer-2 announcement");
+            }
+            return;
+        }
         match self.sealer.open(datagram) {
             Ok(plain) => {
                 self.counters.received += 1;
@@ -376,6 +401,7 @@ impl Agent {
             }
             Err(e) => {
                 self.counters.refused += 1;
+                self.notice(from);
                 let quiet = self
                     .refused_logged
                     .is_some_and(|t| t.elapsed() < Duration::from_secs(10));
@@ -384,6 +410,26 @@ impl Agent {
                     tracing::warn!(%from, error = %e, "membership datagram refused (further refusals for 10 s are only counted)");
                 }
             }
+        }
+    }
+
+    /// Tells `to` that its datagrams cannot be opened here, at most once a second.
+    fn notice(&mut self, to: SocketAddr) {
+        let now = Instant::now();
+        if self
+            .noticed
+            .get(&to)
+            .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        if self.noticed.len() >= 1024 {
+            self.noticed
+                .retain(|_, t| now.duration_since(*t) < Duration::from_secs(1));
+        }
+        if self.noticed.len() < 1024 {
+            self.noticed.insert(to, now);
+            let _ = self.socket.try_send_to(&MISMATCH_NOTICE, to);
         }
     }
 
@@ -433,12 +479,18 @@ impl Agent {
             }
             changed = true;
         }
+        let key_mismatch = !self.heard && self.counters.mismatch_notices > 0;
         let settled = self.heard
-            || self.started.elapsed() >= self.config.timers.join_wait
-            || !self.seeds.iter().any(|s| *s != self.config.advertise);
+            || (!key_mismatch
+                && (self.started.elapsed() >= self.config.timers.join_wait
+                    || !self.seeds.iter().any(|s| *s != self.config.advertise)));
         let mut alive: BTreeSet<String> = self.foca.iter_members().map(|m| m.id().node.clone()).collect();
         alive.insert(self.config.node.clone());
-        let view = View { alive, settled };
+        let view = View {
+            alive,
+            settled,
+            key_mismatch,
+        };
         if changed || *self.view_tx.borrow() != view {
             self.view_tx.send_if_modified(|v| {
                 if *v == view {

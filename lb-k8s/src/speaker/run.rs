@@ -195,13 +195,14 @@ async fn drive(
     };
     let mut view = membership.as_ref().map(Membership::view);
     let mut last: Option<Desired> = None;
+    let mut last_alive: Option<BTreeSet<String>> = None;
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let current = inputs.borrow_and_update().clone();
         let liveness = match &mut view {
             Some(v) => {
-                let View { alive, settled } = v.borrow_and_update().clone();
+                let View { alive, settled, .. } = v.borrow_and_update().clone();
                 Liveness {
                     alive: Some(alive),
                     settled,
@@ -218,6 +219,19 @@ async fn drive(
                 apply(&backends, &d).await;
                 last = Some(d);
             }
+            // A speaker (re)joined: clients may have moved to another node while it was
+            // away (a partition, a flapping link), so tell them again where our IPs are.
+            let joined = match (&last_alive, &liveness.alive) {
+                (Some(before), Some(now)) => now.iter().any(|n| !before.contains(n)),
+                _ => false,
+            };
+            if joined && last.as_ref().is_some_and(|d| !d.node.l2.is_empty()) {
+                tracing::info!("a speaker joined: sending takeover announcements again");
+                if let Err(e) = backends.l2.reannounce().await {
+                    tracing::warn!(error = %e, "re-announcing layer-2 IPs");
+                }
+            }
+            last_alive.clone_from(&liveness.alive);
             if let (Some(m), Some(ms)) = (&membership, &settings.membership) {
                 m.set_seeds(seeds(&current, ms)).await;
             }

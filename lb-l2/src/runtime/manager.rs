@@ -138,6 +138,16 @@ impl Manager {
                         self.run_takeover();
                         let _ = done.send(());
                     }
+                    Some(Command::Reannounce { done }) => {
+                        let now = self.origin.elapsed();
+                        for (index, active) in &self.active {
+                            for ip in &active.ips {
+                                self.takeover.announce((*index, *ip), now);
+                            }
+                        }
+                        self.run_takeover();
+                        let _ = done.send(());
+                    }
                     Some(Command::Shutdown { done }) => {
                         self.stop();
                         let _ = done.send(());

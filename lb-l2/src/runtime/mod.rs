@@ -163,6 +163,9 @@ enum Command {
         desired: Vec<Announcement>,
         done: oneshot::Sender<()>,
     },
+    Reannounce {
+        done: oneshot::Sender<()>,
+    },
     Shutdown {
         done: oneshot::Sender<()>,
     },
@@ -181,6 +184,7 @@ impl std::fmt::Debug for Command {
         f.write_str(match self {
             Self::Apply { .. } => "Apply",
             Self::Resync { .. } => "Resync",
+            Self::Reannounce { .. } => "Reannounce",
             Self::Shutdown { .. } => "Shutdown",
         })
     }
@@ -217,6 +221,14 @@ impl Responder {
     /// Stops answering everywhere and closes every socket; returns when done.
     pub async fn shutdown(&self) {
         let _ = self.send(|done| Command::Shutdown { done }).await;
+    }
+
+    /// Starts the takeover announcements again for every announced IP on every interface,
+    /// as if each had just been announced. Useful when clients may hold another node's MAC
+    /// for our IPs, for example after a network partition healed; returns once the first
+    /// round is sent.
+    pub async fn reannounce(&self) -> Result<(), L2Error> {
+        self.send(|done| Command::Reannounce { done }).await
     }
 
     /// Counters per announced IP.
