@@ -21,13 +21,13 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lb_k8s::input::Objects;
 use lb_k8s::plan::{PlanOptions, plan};
-use lb_testlab::{Daemon, Netns, lab_available, serial, wait_for};
+use lb_testlab::{Daemon, Netns, lab_available, run, serial, wait_for};
 use nix::sys::signal::Signal;
 
 const ZEBRA: &str = "/usr/lib/frr/zebra";
@@ -406,6 +406,8 @@ impl Lab {
             "hostname router\n!\nrouter bgp 64500\n bgp router-id {ROUTER_V4}\n no bgp ebgp-requires-policy\n{gr}{neighbours} address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\n!\n"
         );
         let zserv = self.dir.join("zserv.api");
+        // zebra cannot skip its user switch: it runs as `frr` and writes in the lab directory.
+        run(Command::new("chmod").arg("0777").arg(&self.dir));
         for (name, binary, conf) in [
             ("zebra", ZEBRA, "hostname router\n!\n".to_string()),
             ("bgpd", BGPD, bgpd),
@@ -424,7 +426,11 @@ impl Lab {
                 .arg(&zserv)
                 .arg("--vty_socket")
                 .arg(&self.dir)
-                .args(["-S", "-P", "0"])
+                .args(if name == "zebra" {
+                    ["-u", "frr", "-g", "frr", "-P", "0"].as_slice()
+                } else {
+                    ["-S", "-P", "0"].as_slice()
+                })
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()

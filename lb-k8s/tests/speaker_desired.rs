@@ -1,0 +1,553 @@
+//! Tests of the speaker's pure decision ([`lb_k8s::speaker::desired`]) and its helpers: the
+//! layer-2 election every speaker makes from its membership view agrees with the offline
+//! `plan`, a dead owner is replaced by the node `plan --down` predicts, an unsettled view
+//! holds layer-2 back but not BGP, membership off counts every node alive, BGP sessions are
+//! mapped from `BGPPeer`s field by field, `externalTrafficPolicy: Local` limits BGP to nodes
+//! with an endpoint, and node addresses and router IDs come from `status.addresses`.
+//!
+//! Objects are written as YAML the way an operator applies them. Only documentation prefixes
+//! are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use lb_bgp::wire::Family;
+use lb_k8s::announce::{AnnounceProtocol, NodeAnnouncements};
+use lb_k8s::input::Objects;
+use lb_k8s::plan::{PlanOptions, plan};
+use lb_k8s::speaker::{
+    Desired, GRACEFUL_RESTART_TIME, Inputs, Liveness, default_router_id, desired, node_addresses,
+    session_peers,
+};
+
+const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+
+// ---------------------------------------------------------------------------------------------
+// Building the input
+// ---------------------------------------------------------------------------------------------
+
+/// Three nodes, each with an InternalIP and an ExternalIP.
+fn nodes_yaml() -> String {
+    NODES
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "---\napiVersion: v1\nkind: Node\n\
+                 metadata: {{name: {n}, labels: {{kubernetes.io/hostname: {n}}}}}\n\
+                 status:\n  addresses:\n\
+                 \x20   - {{type: InternalIP, address: 192.0.2.{}}}\n\
+                 \x20   - {{type: ExternalIP, address: 203.0.113.{}}}\n",
+                i + 1,
+                i + 1
+            )
+        })
+        .collect()
+}
+
+/// A pool announced over layer 2, assigned automatically.
+const L2_POOL: &str = "
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: l2-pool, namespace: metallb-system}
+spec:
+  addresses: [192.0.2.100-192.0.2.120]
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2, namespace: metallb-system}
+spec:
+  ipAddressPools: [l2-pool]
+";
+
+/// A pool advertised over BGP to one router on every node, reached only by annotation.
+const BGP_POOL: &str = "
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: bgp-pool, namespace: metallb-system}
+spec:
+  addresses: [198.51.100.64/26]
+  autoAssign: false
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: bgp, namespace: metallb-system}
+spec:
+  ipAddressPools: [bgp-pool]
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: router, namespace: metallb-system}
+spec:
+  myASN: 64512
+  peerASN: 64500
+  peerAddress: 198.51.100.1
+";
+
+/// A LoadBalancer Service in `default`; `pool` pins it with the address-pool annotation.
+fn service(name: &str, index: usize, pool: Option<&str>, local: bool) -> String {
+    let annotations = pool.map_or_else(String::new, |p| {
+        format!("  annotations: {{metallb.io/address-pool: {p}}}\n")
+    });
+    let policy = if local { "Local" } else { "Cluster" };
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\n\
+         {annotations}spec:\n  type: LoadBalancer\n  externalTrafficPolicy: {policy}\n\
+         \x20 clusterIPs: [203.0.113.{}]\n  selector: {{app: {name}}}\n\
+         \x20 ports: [{{port: 80, protocol: TCP}}]\n",
+        100 + index
+    )
+}
+
+/// An EndpointSlice of service `name` with one ready endpoint on each of `nodes`.
+fn endpoints(name: &str, index: usize, nodes: &[&str]) -> String {
+    let mut out = format!(
+        "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: {name}-1, namespace: default, \
+         labels: {{kubernetes.io/service-name: {name}}}}}\naddressType: IPv4\nendpoints:\n"
+    );
+    for (j, n) in nodes.iter().enumerate() {
+        out.push_str(&format!(
+            "  - {{addresses: [198.51.100.{}], nodeName: {n}, conditions: {{ready: true}}}}\n",
+            150 + index * 4 + j
+        ));
+    }
+    out
+}
+
+/// `count` layer-2 services `web-0`.. with endpoints on every node.
+fn l2_services(count: usize) -> String {
+    (0..count)
+        .map(|i| {
+            let name = format!("web-{i}");
+            service(&name, i, None, false) + &endpoints(&name, i, &NODES)
+        })
+        .collect()
+}
+
+fn objects(yaml: &str) -> Objects {
+    let mut objects = Objects::default();
+    objects.add_yaml("test", yaml).unwrap();
+    objects
+}
+
+fn inputs(objects: &Objects) -> Inputs {
+    Inputs::from_objects(objects, &PlanOptions::default()).unwrap()
+}
+
+fn set(nodes: &[&str]) -> BTreeSet<String> {
+    nodes.iter().map(|n| (*n).to_string()).collect()
+}
+
+fn all_alive() -> Liveness {
+    Liveness {
+        alive: Some(set(&NODES)),
+        settled: true,
+    }
+}
+
+/// The node `plan` shows announcing `service` over layer 2, exactly one.
+fn plan_owner(nodes: &[NodeAnnouncements], service: &str) -> String {
+    let owners: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.l2.iter().any(|e| e.service == service))
+        .map(|n| n.name.as_str())
+        .collect();
+    assert_eq!(owners.len(), 1, "plan owners of {service}: {owners:?}");
+    owners[0].to_string()
+}
+
+/// The nodes among `nodes` whose own decision announces `service` over layer 2.
+fn desired_owners(inputs: &Inputs, nodes: &[&str], service: &str, live: &Liveness) -> Vec<String> {
+    nodes
+        .iter()
+        .filter(|n| {
+            desired(inputs, n, live)
+                .node
+                .l2
+                .iter()
+                .any(|e| e.service == service)
+        })
+        .map(|n| (*n).to_string())
+        .collect()
+}
+
+fn has_bgp(d: &Desired, service: &str) -> bool {
+    d.announcements
+        .iter()
+        .any(|a| a.service.to_string() == service && a.bgp.is_some())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layer-2 election
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn each_node_elects_itself_exactly_where_plan_says() {
+    let yaml = nodes_yaml() + L2_POOL + &l2_services(6);
+    let objects = objects(&yaml);
+    let inputs = inputs(&objects);
+    let planned = plan(&objects, &PlanOptions::default()).unwrap();
+    assert_eq!(planned.services.len(), 6);
+    let live = all_alive();
+    let mut owners = BTreeSet::new();
+    for s in &planned.services {
+        assert_eq!(s.ips.len(), 1, "{s:?}");
+        let name = format!("default/{}", s.name);
+        let expected = plan_owner(&planned.nodes, &name);
+        let mine = desired_owners(&inputs, &NODES, &name, &live);
+        assert_eq!(mine, vec![expected.clone()], "{name}");
+        owners.insert(expected);
+    }
+    // The decision of each node is the plan's row for that node, entry for entry.
+    for (n, row) in NODES.iter().zip(&planned.nodes) {
+        assert_eq!(row.name, *n);
+        let d = desired(&inputs, n, &live);
+        assert_eq!(d.node, *row, "{n}");
+        assert!(!d.l2_held);
+        assert_eq!(
+            d.announcements
+                .iter()
+                .filter(|a| a.l2.is_some())
+                .map(|a| a.service.to_string())
+                .collect::<BTreeSet<_>>(),
+            row.l2
+                .iter()
+                .map(|e| e.service.clone())
+                .collect::<BTreeSet<_>>(),
+            "{n}"
+        );
+    }
+    // Six services spread over more than one node: the election is per IP, not one leader.
+    assert!(owners.len() > 1, "every service elected {owners:?}");
+}
+
+#[test]
+fn a_dead_owner_is_replaced_by_the_node_plan_down_predicts() {
+    let yaml = nodes_yaml() + L2_POOL + &l2_services(6);
+    let objects = objects(&yaml);
+    let inputs = inputs(&objects);
+    let planned = plan(&objects, &PlanOptions::default()).unwrap();
+    for s in &planned.services {
+        let name = format!("default/{}", s.name);
+        let elected = plan_owner(&planned.nodes, &name);
+        let down = PlanOptions {
+            down: set(&[&elected]),
+            ..PlanOptions::default()
+        };
+        let replanned = plan(&objects, &down).unwrap();
+        let successor = plan_owner(&replanned.nodes, &name);
+        assert_ne!(successor, elected, "{name}");
+
+        let others: Vec<&str> = NODES
+            .iter()
+            .copied()
+            .filter(|n| *n != elected.as_str())
+            .collect();
+        let live = Liveness {
+            alive: Some(set(&others)),
+            settled: true,
+        };
+        let mine = desired_owners(&inputs, &others, &name, &live);
+        assert_eq!(mine, vec![successor], "{name} after {elected} died");
+    }
+}
+
+#[test]
+fn an_unsettled_view_holds_layer2_back_but_not_bgp() {
+    let yaml = nodes_yaml()
+        + L2_POOL
+        + BGP_POOL
+        + &l2_services(1)
+        + &service("routed", 10, Some("bgp-pool"), false)
+        + &endpoints("routed", 10, &NODES);
+    let objects = objects(&yaml);
+    let inputs = inputs(&objects);
+    let settled = all_alive();
+    let unsettled = Liveness {
+        alive: settled.alive.clone(),
+        settled: false,
+    };
+    let elected = desired_owners(&inputs, &NODES, "default/web-0", &settled);
+    assert_eq!(elected.len(), 1, "{elected:?}");
+    for n in NODES {
+        let before = desired(&inputs, n, &settled);
+        let after = desired(&inputs, n, &unsettled);
+        assert!(after.node.l2.is_empty(), "{n}: {:?}", after.node.l2);
+        assert!(after.announcements.iter().all(|a| a.l2.is_none()), "{n}");
+        // Held only where there was something to hold.
+        assert_eq!(after.l2_held, elected[0] == n, "{n}");
+        assert_eq!(after.l2_held, !before.node.l2.is_empty(), "{n}");
+        // BGP is not affected: every node advertises the routed service either way.
+        assert!(!before.node.bgp.is_empty(), "{n}");
+        assert_eq!(after.node.bgp, before.node.bgp, "{n}");
+        assert!(has_bgp(&before, "default/routed"), "{n}");
+        let bgp_of = |d: &Desired| -> Vec<_> {
+            d.announcements
+                .iter()
+                .filter(|a| a.bgp.is_some())
+                .cloned()
+                .collect()
+        };
+        assert_eq!(bgp_of(&after), bgp_of(&before), "{n}");
+        assert_eq!(after.peers, before.peers, "{n}");
+        assert_eq!(after.peers.len(), 1, "{n}");
+    }
+}
+
+#[test]
+fn without_membership_every_node_of_the_file_counts_as_alive() {
+    let yaml = nodes_yaml() + L2_POOL + &l2_services(6);
+    let objects = objects(&yaml);
+    let inputs = inputs(&objects);
+    let planned = plan(&objects, &PlanOptions::default()).unwrap();
+    let off = Liveness {
+        alive: None,
+        settled: true,
+    };
+    for (n, row) in NODES.iter().zip(&planned.nodes) {
+        let d = desired(&inputs, n, &off);
+        assert_eq!(d.node, *row, "{n}");
+        assert_eq!(d, desired(&inputs, n, &all_alive()), "{n}");
+        // Had the others counted as dead, this node would own every service.
+        let lonely = desired(
+            &inputs,
+            n,
+            &Liveness {
+                alive: Some(BTreeSet::new()),
+                settled: true,
+            },
+        );
+        assert_eq!(lonely.node.l2.len(), 6, "{n}");
+    }
+    for s in &planned.services {
+        let name = format!("default/{}", s.name);
+        assert_eq!(
+            desired_owners(&inputs, &NODES, &name, &off).len(),
+            1,
+            "{name}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// BGP sessions and advertisements
+// ---------------------------------------------------------------------------------------------
+
+const PEERS: &str = "
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: only-b, namespace: metallb-system}
+spec:
+  myASN: 64512
+  peerASN: 64500
+  peerAddress: 198.51.100.1
+  peerPort: 1179
+  holdTime: 30s
+  routerID: 192.0.2.250
+  sourceAddress: 192.0.2.2
+  enableGracefulRestart: true
+  ebgpMultiHop: true
+  nodeSelectors:
+    - matchLabels: {kubernetes.io/hostname: node-b}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: everywhere-dual, namespace: metallb-system}
+spec:
+  myASN: 64512
+  peerASN: 64512
+  peerAddress: 198.51.100.2
+  dualStackAddressFamily: true
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: everywhere-v6, namespace: metallb-system}
+spec:
+  myASN: 64512
+  peerASN: 64501
+  peerAddress: 2001:db8::1
+  holdTime: 0s
+";
+
+#[test]
+fn bgp_peers_become_sessions_on_the_selected_nodes_field_by_field() {
+    let objects = objects(&(nodes_yaml() + PEERS));
+    let inputs = inputs(&objects);
+    let names = |node: &str| -> Vec<String> {
+        session_peers(&inputs.config, &inputs.node(node))
+            .iter()
+            .map(|p| p.name.clone())
+            .collect()
+    };
+    assert_eq!(names("node-a"), ["everywhere-dual", "everywhere-v6"]);
+    assert_eq!(
+        names("node-b"),
+        ["everywhere-dual", "everywhere-v6", "only-b"]
+    );
+    assert_eq!(names("node-c"), ["everywhere-dual", "everywhere-v6"]);
+    // A node the file does not know has no labels: only the unrestricted peers.
+    assert_eq!(names("node-z"), ["everywhere-dual", "everywhere-v6"]);
+
+    let on_b = session_peers(&inputs.config, &inputs.node("node-b"));
+    // `desired` hands the same sessions to the runtime.
+    assert_eq!(desired(&inputs, "node-b", &all_alive()).peers, on_b);
+
+    let only_b = on_b.iter().find(|p| p.name == "only-b").unwrap();
+    assert_eq!(only_b.address, "198.51.100.1".parse::<IpAddr>().unwrap());
+    assert_eq!((only_b.local_asn, only_b.peer_asn), (64512, 64500));
+    assert_eq!(only_b.port, 1179);
+    assert_eq!(only_b.hold_time, 30);
+    assert_eq!(only_b.password, None);
+    assert_eq!(only_b.graceful_restart, Some(120));
+    assert_eq!(only_b.graceful_restart, Some(GRACEFUL_RESTART_TIME));
+    assert_eq!(only_b.ebgp_multihop, Some(255));
+    assert_eq!(only_b.router_id, Some(Ipv4Addr::new(192, 0, 2, 250)));
+    assert_eq!(only_b.source, Some("192.0.2.2".parse().unwrap()));
+    assert_eq!(only_b.families, vec![Family::IPV4_UNICAST]);
+
+    let dual = on_b.iter().find(|p| p.name == "everywhere-dual").unwrap();
+    assert_eq!(dual.port, 179);
+    assert_eq!(dual.hold_time, 90);
+    assert_eq!(dual.password, None);
+    assert_eq!(dual.graceful_restart, None);
+    assert_eq!(dual.ebgp_multihop, None);
+    assert_eq!(dual.router_id, None);
+    assert_eq!(dual.source, None);
+    assert_eq!(
+        dual.families,
+        vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST]
+    );
+
+    let v6 = on_b.iter().find(|p| p.name == "everywhere-v6").unwrap();
+    assert_eq!(v6.hold_time, 0);
+    assert_eq!(v6.families, vec![Family::IPV6_UNICAST]);
+    // connectTime unset: the speaker's default connect timeout stays.
+    assert_eq!(v6.connect_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn a_local_policy_bgp_service_is_advertised_only_from_its_endpoint_node() {
+    let yaml = nodes_yaml()
+        + BGP_POOL
+        + &service("api", 0, Some("bgp-pool"), true)
+        + &endpoints("api", 0, &["node-c"]);
+    let objects = objects(&yaml);
+    let inputs = inputs(&objects);
+    let planned = plan(&objects, &PlanOptions::default()).unwrap();
+    assert_eq!(planned.services[0].ips.len(), 1, "{:?}", planned.services);
+    let ip = planned.services[0].ips[0];
+    for n in NODES {
+        let d = desired(&inputs, n, &all_alive());
+        let bgp = has_bgp(&d, "default/api");
+        assert_eq!(bgp, n == "node-c", "{n}: {:?}", d.announcements);
+        if n == "node-c" {
+            let a = &d.announcements[0];
+            assert_eq!(a.ips, vec![ip]);
+            let ads = &a.bgp.as_ref().unwrap().advertisements;
+            assert_eq!(ads.len(), 1);
+            assert_eq!(ads[0].prefix, ipnet::IpNet::from(ip));
+            assert_eq!(ads[0].peers, ["router"]);
+        } else {
+            assert!(
+                d.node
+                    .not_announced
+                    .iter()
+                    .any(|x| x.service == "default/api"
+                        && x.protocol == AnnounceProtocol::Bgp
+                        && x.reason == "noLocalEndpoints"),
+                "{n}: {:?}",
+                d.node.not_announced
+            );
+        }
+        // Every node keeps its session either way.
+        assert_eq!(d.peers.len(), 1, "{n}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node addresses
+// ---------------------------------------------------------------------------------------------
+
+/// Addresses listed External first, an IPv6 InternalIP before the IPv4 one, a duplicate and
+/// a host name.
+const ODD_NODE: &str = "
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node-a}
+status:
+  addresses:
+    - {type: ExternalIP, address: 203.0.113.7}
+    - {type: Hostname, address: node-a}
+    - {type: InternalIP, address: '2001:db8::7'}
+    - {type: ExternalIP, address: '2001:db8:1::7'}
+    - {type: InternalIP, address: 192.0.2.7}
+    - {type: InternalIP, address: 192.0.2.8}
+    - {type: ExternalIP, address: 192.0.2.7}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node-v6}
+status:
+  addresses:
+    - {type: InternalIP, address: '2001:db8::9'}
+";
+
+#[test]
+fn node_addresses_put_internal_ips_first_and_the_router_id_is_the_first_internal_ipv4() {
+    let objects = objects(ODD_NODE);
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert_eq!(
+        node_addresses(&objects.nodes[0]),
+        vec![
+            ip("2001:db8::7"),
+            ip("192.0.2.7"),
+            ip("192.0.2.8"),
+            ip("203.0.113.7"),
+            ip("2001:db8:1::7"),
+        ]
+    );
+    let inputs = inputs(&objects);
+    assert_eq!(
+        inputs.addresses.get("node-a"),
+        Some(&node_addresses(&objects.nodes[0]))
+    );
+    assert_eq!(
+        default_router_id(&inputs, "node-a"),
+        Some(Ipv4Addr::new(192, 0, 2, 7))
+    );
+    assert_eq!(default_router_id(&inputs, "node-v6"), None);
+    assert_eq!(default_router_id(&inputs, "node-z"), None);
+
+    let three = inputs_of(&nodes_yaml());
+    for (i, n) in NODES.iter().enumerate() {
+        let last = u8::try_from(i + 1).unwrap();
+        assert_eq!(
+            default_router_id(&three, n),
+            Some(Ipv4Addr::new(192, 0, 2, last)),
+            "{n}"
+        );
+        assert_eq!(
+            three.addresses[*n],
+            vec![
+                IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)),
+                IpAddr::V4(Ipv4Addr::new(203, 0, 113, last)),
+            ]
+        );
+    }
+}
+
+fn inputs_of(yaml: &str) -> Inputs {
+    inputs(&objects(yaml))
+}
