@@ -65,11 +65,22 @@ impl Objects {
     /// `kind`, and on a known kind whose fields have the wrong shape (the error names the kind,
     /// the object and serde's reason). Unknown kinds are skipped with a warning.
     pub fn add_yaml(&mut self, source_name: &str, text: &str) -> Result<(), InputError> {
-        let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| InputError {
-            source_name: source_name.into(),
-            document: 1,
-            reason: format!("invalid YAML: {e}"),
-        })?;
+        // The parser's default budget (1,024 documents, 250,000 nodes) is sized for one
+        // configuration; a cluster dump with 10,000 Services and their EndpointSlices needs
+        // more. The anchor and alias limits that stop expansion attacks stay as they are.
+        let options = serde_saphyr::options! {
+            budget: serde_saphyr::budget! {
+                max_documents: 1_000_000,
+                max_nodes: 50_000_000,
+                max_events: 200_000_000,
+            },
+        };
+        let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)
+            .map_err(|e| InputError {
+                source_name: source_name.into(),
+                document: 1,
+                reason: format!("invalid YAML: {e}"),
+            })?;
         for (i, doc) in documents.into_iter().enumerate() {
             let err = |reason: String| InputError {
                 source_name: source_name.into(),

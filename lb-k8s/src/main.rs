@@ -181,7 +181,11 @@ struct SpeakerArgs {
     ml_bindport: u16,
     /// The membership key: a file, or a directory holding `secretkey` (the memberlist
     /// Secret mounted as a volume).
-    #[arg(long, env = "METALLB_ML_SECRET_KEY_PATH", default_value = "/etc/ml_secret_key")]
+    #[arg(
+        long,
+        env = "METALLB_ML_SECRET_KEY_PATH",
+        default_value = "/etc/ml_secret_key"
+    )]
     ml_secret_key_path: std::path::PathBuf,
     /// Also join through this speaker (`ADDR:PORT`, repeatable).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -346,7 +350,12 @@ async fn shutdown_signal() {
 
 fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
     use lb_k8s::controller::Settings;
-    use lb_k8s::runtime::{self, http::{Encode, Health}, lease::LeaseSettings, metrics::Metrics};
+    use lb_k8s::runtime::{
+        self,
+        http::{Encode, Health},
+        lease::LeaseSettings,
+        metrics::Metrics,
+    };
     use std::sync::Arc;
 
     init_logging(args.log_level, args.log_format);

@@ -46,7 +46,9 @@ fn probes_and_metrics() {
         .build()
         .unwrap();
     let metrics = Arc::new(Metrics::new());
-    let health = Arc::new(Health::new(Arc::clone(&metrics) as Arc<dyn lb_k8s::runtime::http::Encode>));
+    let health = Arc::new(Health::new(
+        Arc::clone(&metrics) as Arc<dyn lb_k8s::runtime::http::Encode>
+    ));
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();

@@ -551,3 +551,24 @@ fn node_addresses_put_internal_ips_first_and_the_router_id_is_the_first_internal
 fn inputs_of(yaml: &str) -> Inputs {
     inputs(&objects(yaml))
 }
+
+/// Regression: an inline `spec.password` (also what the legacy converter writes) reaches the
+/// session; it used to be dropped when no `passwordSecret` was set, so MD5 was silently off.
+#[test]
+fn an_inline_bgp_password_reaches_the_session() {
+    let yaml = format!(
+        "{}---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: router, namespace: metallb-system}}
+spec: {{myASN: 64512, peerASN: 64500, peerAddress: 198.51.100.1, password: s3cret}}
+",
+        nodes_yaml()
+    );
+    let inputs = inputs(&objects(&yaml));
+    assert_eq!(inputs.config.peers[0].password.as_deref(), Some("s3cret"));
+    let me = inputs.node(NODES[0]);
+    let peers = session_peers(&inputs.config, &me);
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].password.as_deref(), Some("s3cret"));
+}

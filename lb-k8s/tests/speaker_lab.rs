@@ -14,7 +14,8 @@
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::panic,
-    clippy::print_stderr
+    clippy::print_stderr,
+    clippy::needless_range_loop
 )]
 
 use std::collections::BTreeSet;
@@ -38,7 +39,11 @@ const ARPING: &str = "/usr/sbin/arping";
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 const NODE_V4: [&str; 3] = ["192.0.2.11", "192.0.2.12", "192.0.2.13"];
 const NODE_V6: [&str; 3] = ["2001:db8::11", "2001:db8::12", "2001:db8::13"];
-const NODE_MAC: [&str; 3] = ["02:00:5e:00:00:0a", "02:00:5e:00:00:0b", "02:00:5e:00:00:0c"];
+const NODE_MAC: [&str; 3] = [
+    "02:00:5e:00:00:0a",
+    "02:00:5e:00:00:0b",
+    "02:00:5e:00:00:0c",
+];
 const ROUTER_V4: &str = "192.0.2.1";
 const CLIENT_V4: &str = "192.0.2.100";
 const CLIENT_V6: &str = "2001:db8::100";
@@ -222,7 +227,15 @@ impl Monitor {
 impl Lab {
     fn new(yaml: &str) -> Self {
         let switch = Netns::new("sps");
-        switch.ip(&["link", "add", "br0", "type", "bridge", "mcast_snooping", "0"]);
+        switch.ip(&[
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
         switch.ip(&["link", "set", "br0", "up"]);
         let mut port = 0;
         let mut host = |prefix: &str, v4: &str, v6: &str, mac: Option<&str>| {
@@ -613,11 +626,7 @@ fn layer2_failover_on_kill_and_link_down() {
             );
             t4.push(a - t0);
             t6.push(b - t0);
-            eprintln!(
-                "{mode} run {run}: IPv4 {:?}, IPv6 {:?}",
-                a - t0,
-                b - t0
-            );
+            eprintln!("{mode} run {run}: IPv4 {:?}, IPv6 {:?}", a - t0, b - t0);
             // Back to the predicted owner: restart it / bring its link up; it rejoins and
             // takes the IPs back (the election is deterministic).
             if mode == "kill -9" {
@@ -662,7 +671,9 @@ fn bgp_ecmp_local_kill_and_pool_change() {
     lab.wait_next_hops(&local, &[NODE_V4[1]], Duration::from_secs(5));
     let m = lab.metrics(0);
     assert!(
-        m.contains(&format!("metallb_bgp_session_up{{peer=\"{ROUTER_V4}:179\"}} 1")),
+        m.contains(&format!(
+            "metallb_bgp_session_up{{peer=\"{ROUTER_V4}:179\"}} 1"
+        )),
         "{m}"
     );
     // kill -9 node-c's speaker: its path leaves once FRR's hold timer (3 s) expires.
@@ -685,8 +696,15 @@ fn bgp_ecmp_local_kill_and_pool_change() {
     let t0 = Instant::now();
     lab.wait_next_hops(&format!("{}/32", q.api), &NODE_V4, Duration::from_secs(10));
     lab.wait_next_hops(&api, &[], Duration::from_secs(10));
-    lab.wait_next_hops(&format!("{}/32", q.local), &[NODE_V4[1]], Duration::from_secs(5));
-    eprintln!("RESULT pool change converged on all three nodes in {:?}", t0.elapsed());
+    lab.wait_next_hops(
+        &format!("{}/32", q.local),
+        &[NODE_V4[1]],
+        Duration::from_secs(5),
+    );
+    eprintln!(
+        "RESULT pool change converged on all three nodes in {:?}",
+        t0.elapsed()
+    );
 }
 
 /// Graceful restart on: a killed speaker's path is kept (stale) past the hold time and
@@ -723,8 +741,7 @@ fn bgp_graceful_restart_keeps_killed_path() {
     lab.start_speaker(2);
     wait_for("node-c's path refreshed", Duration::from_secs(20), || {
         let bgp = lab.vtysh("bgpd", &format!("show bgp ipv4 unicast {api} json"));
-        (!bgp.to_string().contains("\"stale\":true")
-            && lab.route_next_hops(&api).len() == 3)
+        (!bgp.to_string().contains("\"stale\":true") && lab.route_next_hops(&api).len() == 3)
             .then_some(())
     });
 }
@@ -781,7 +798,14 @@ fn wrong_membership_key_stays_out() {
     }
     let ready = lab.nodes[outsider]
         .command("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:7473/readyz"])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://127.0.0.1:7473/readyz",
+        ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&ready.stdout), "503");

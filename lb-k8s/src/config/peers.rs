@@ -369,7 +369,10 @@ fn password(
     namespace: &str,
     errors: &mut Vec<ConfigError>,
 ) -> Option<String> {
-    let reference = s.password_secret.as_ref().filter(|r| r.name.is_some())?;
+    let Some(reference) = s.password_secret.as_ref().filter(|r| r.name.is_some()) else {
+        // No Secret: the inline password, if any.
+        return s.password.clone().filter(|p| !p.is_empty());
+    };
     if s.password.is_some() {
         errors.push(ConfigError::new(
             KIND,

@@ -211,12 +211,13 @@ impl Membership {
     /// Binds the socket and starts the agent; it announces itself to the seeds at once.
     pub async fn start(config: MembershipConfig, sealer: Sealer) -> Result<Self, MembershipError> {
         let foca_config = foca_config(&config.timers)?;
-        let socket = UdpSocket::bind(config.bind)
-            .await
-            .map_err(|source| MembershipError::Bind {
-                addr: config.bind,
-                source,
-            })?;
+        let socket =
+            UdpSocket::bind(config.bind)
+                .await
+                .map_err(|source| MembershipError::Bind {
+                    addr: config.bind,
+                    source,
+                })?;
         let me = Member {
             node: config.node.clone(),
             addr: config.advertise,
@@ -337,7 +338,8 @@ struct Agent {
 impl Agent {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut buf = vec![0u8; 65536];
-        let mut rejoin = tokio::time::interval(self.config.timers.rejoin.min(Duration::from_millis(200)));
+        let mut rejoin =
+            tokio::time::interval(self.config.timers.rejoin.min(Duration::from_millis(200)));
         rejoin.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rejoin: Option<Instant> = None;
         loop {
@@ -471,10 +473,17 @@ impl Agent {
         let mut changed = false;
         while let Some(n) = self.runtime.to_notify() {
             match &n {
-                OwnedNotification::MemberUp(m) => tracing::info!(node = %m.node, addr = %m.addr, "speaker joined"),
-                OwnedNotification::MemberDown(m) => tracing::info!(node = %m.node, addr = %m.addr, "speaker down"),
+                OwnedNotification::MemberUp(m) => {
+                    tracing::info!(node = %m.node, addr = %m.addr, "speaker joined");
+                }
+                OwnedNotification::MemberDown(m) => {
+                    tracing::info!(node = %m.node, addr = %m.addr, "speaker down");
+                }
                 OwnedNotification::Active => self.heard = true,
-                OwnedNotification::Rejoin(m) => tracing::warn!(generation = m.generation, "declared down by the others; rejoined with a new generation"),
+                OwnedNotification::Rejoin(m) => tracing::warn!(
+                    generation = m.generation,
+                    "declared down by the others; rejoined with a new generation"
+                ),
                 _ => {}
             }
             changed = true;
@@ -484,7 +493,11 @@ impl Agent {
             || (!key_mismatch
                 && (self.started.elapsed() >= self.config.timers.join_wait
                     || !self.seeds.iter().any(|s| *s != self.config.advertise)));
-        let mut alive: BTreeSet<String> = self.foca.iter_members().map(|m| m.id().node.clone()).collect();
+        let mut alive: BTreeSet<String> = self
+            .foca
+            .iter_members()
+            .map(|m| m.id().node.clone())
+            .collect();
         alive.insert(self.config.node.clone());
         let view = View {
             alive,

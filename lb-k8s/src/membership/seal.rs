@@ -117,7 +117,8 @@ impl Sealer {
         if version != VERSION {
             return Err(OpenError::Version(version));
         }
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| OpenError::Authentication)?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| OpenError::Authentication)?;
         let mut body = sealed.to_vec();
         let plain = self
             .key
@@ -156,8 +157,11 @@ mod tests {
             bad[i] ^= 0x01;
             assert!(s.open(&bad).is_err(), "flipped octet {i} accepted");
         }
-        assert_eq!(s.open(&d[..OVERHEAD - 1]), Err(OpenError::TooShort(OVERHEAD - 1)));
-        let mut v2 = d.clone();
+        assert_eq!(
+            s.open(&d[..OVERHEAD - 1]),
+            Err(OpenError::TooShort(OVERHEAD - 1))
+        );
+        let mut v2 = d;
         v2[0] = 2;
         assert_eq!(s.open(&v2), Err(OpenError::Version(2)));
         assert_eq!(Sealer::from_secret(b" \n").unwrap_err(), KeyError::Empty);

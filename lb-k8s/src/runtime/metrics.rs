@@ -218,7 +218,6 @@ impl Metrics {
             })
             .inc();
     }
-
 }
 
 impl super::http::Encode for Metrics {

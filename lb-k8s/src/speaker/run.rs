@@ -196,6 +196,8 @@ async fn drive(
     let mut view = membership.as_ref().map(Membership::view);
     let mut last: Option<Desired> = None;
     let mut last_alive: Option<BTreeSet<String>> = None;
+    // Recompute only when the inputs or the view changed (the tick only refreshes metrics).
+    let mut dirty = true;
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -213,7 +215,8 @@ async fn drive(
                 settled: true,
             },
         };
-        if let Some(current) = current {
+        if let Some(current) = current.filter(|_| dirty) {
+            dirty = false;
             let d = desired(&current, &settings.node, &liveness);
             if last.as_ref() != Some(&d) {
                 apply(&backends, &d).await;
@@ -235,17 +238,30 @@ async fn drive(
             if let (Some(m), Some(ms)) = (&membership, &settings.membership) {
                 m.set_seeds(seeds(&current, ms)).await;
             }
-            health
-                .ready
-                .store(liveness.settled && !last.as_ref().is_some_and(|d| d.l2_held), Ordering::Relaxed);
+            health.ready.store(
+                liveness.settled && !last.as_ref().is_some_and(|d| d.l2_held),
+                Ordering::Relaxed,
+            );
         }
-        publish(&metrics, &settings.node, last.as_ref(), &backends, membership.as_ref(), &liveness, *stale.borrow());
+        publish(
+            &metrics,
+            &settings.node,
+            last.as_ref(),
+            &backends,
+            membership.as_ref(),
+            &liveness,
+            *stale.borrow(),
+        );
         tokio::select! {
-            changed = inputs.changed() => changed.context("the input source stopped")?,
+            changed = inputs.changed() => {
+                changed.context("the input source stopped")?;
+                dirty = true;
+            }
             changed = changed_view(&mut view) => {
                 if changed.is_err() {
                     anyhow::bail!("membership stopped");
                 }
+                dirty = true;
             }
             _ = stale.changed() => {}
             _ = refresh.tick() => {}
@@ -302,9 +318,7 @@ async fn start_membership(
             .get(node)
             .and_then(|a| a.first().copied())
             .with_context(|| {
-                format!(
-                    "membership: Node {node} has no address in its status; give --ml-bindaddr"
-                )
+                format!("membership: Node {node} has no address in its status; give --ml-bindaddr")
             })?,
     };
     let addr = SocketAddr::new(ip, m.port);
@@ -337,8 +351,18 @@ async fn apply(backends: &Backends, d: &Desired) {
     if let Err(e) = backends.bgp.resync(&d.announcements).await {
         tracing::error!(error = %e, "BGP announcements failed");
     }
-    let l2: BTreeSet<String> = d.node.l2.iter().map(|e| format!("{} {}", e.service, e.ip)).collect();
-    tracing::info!(layer2 = l2.len(), bgp = d.node.bgp.len(), peers = d.peers.len(), "announcements applied");
+    let l2: BTreeSet<String> = d
+        .node
+        .l2
+        .iter()
+        .map(|e| format!("{} {}", e.service, e.ip))
+        .collect();
+    tracing::info!(
+        layer2 = l2.len(),
+        bgp = d.node.bgp.len(),
+        peers = d.peers.len(),
+        "announcements applied"
+    );
 }
 
 fn publish(
@@ -388,7 +412,8 @@ fn publish(
         .peers()
         .into_iter()
         .map(|p| PeerFigures {
-            peer: SocketAddr::new(p.address, ports.get(&p.name).copied().unwrap_or(179)).to_string(),
+            peer: SocketAddr::new(p.address, ports.get(&p.name).copied().unwrap_or(179))
+                .to_string(),
             up: p.state == lb_bgp::fsm::State::Established,
             updates: p.updates_sent,
             announced: u64::try_from(p.prefixes_announced).unwrap_or(u64::MAX),
