@@ -669,12 +669,12 @@ fn bgp_ecmp_local_kill_and_pool_change() {
     let local = format!("{}/32", p.local);
     lab.wait_next_hops(&api, &NODE_V4, Duration::from_secs(20));
     lab.wait_next_hops(&local, &[NODE_V4[1]], Duration::from_secs(5));
-    let m = lab.metrics(0);
-    assert!(
-        m.contains(&format!(
-            "metallb_bgp_session_up{{peer=\"{ROUTER_V4}:179\"}} 1"
-        )),
-        "{m}"
+    // Metrics are refreshed every second.
+    let up = format!("metallb_bgp_session_up{{peer=\"{ROUTER_V4}:179\"}} 1");
+    wait_for(
+        "node-a's metrics show the session up",
+        Duration::from_secs(5),
+        || lab.metrics(0).contains(&up).then_some(()),
     );
     // kill -9 node-c's speaker: its path leaves once FRR's hold timer (3 s) expires.
     let t0 = Instant::now();

@@ -201,6 +201,13 @@ async fn drive(
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Whatever woke us, a change not yet seen makes the decision stale (the branch that
+        // won the select is not always the one that changed).
+        dirty |= inputs.has_changed().unwrap_or(false)
+            || view
+                .as_ref()
+                .is_some_and(|v| v.has_changed().unwrap_or(false));
+        tracing::debug!(dirty, "decision loop");
         let current = inputs.borrow_and_update().clone();
         let liveness = match &mut view {
             Some(v) => {
@@ -238,6 +245,7 @@ async fn drive(
             if let (Some(m), Some(ms)) = (&membership, &settings.membership) {
                 m.set_seeds(seeds(&current, ms)).await;
             }
+            tracing::debug!(alive = ?liveness.alive, settled = liveness.settled, "decided");
             health.ready.store(
                 liveness.settled && !last.as_ref().is_some_and(|d| d.l2_held),
                 Ordering::Relaxed,
