@@ -397,8 +397,12 @@ impl Agent {
         match self.sealer.open(datagram) {
             Ok(plain) => {
                 self.counters.received += 1;
-                if self.foca.handle_data(&plain, &mut self.runtime).is_ok() {
-                    self.heard = true;
+                // A datagram sealed with our key comes from the cluster, whatever foca makes
+                // of it (a message for our previous identity is refused by foca but still
+                // proves we share the key): we have heard from the cluster.
+                self.heard = true;
+                if let Err(e) = self.foca.handle_data(&plain, &mut self.runtime) {
+                    tracing::debug!(%from, error = %e, "membership datagram not used");
                 }
             }
             Err(e) => {
