@@ -248,13 +248,9 @@ fn speaker(args: SpeakerArgs) -> anyhow::Result<ExitCode> {
             suspicion: args.ml_suspicion,
             ..Timers::default()
         };
-        if timers.probe_timeout >= timers.probe_period || timers.suspicion.is_zero() {
-            bail!(
-                "--ml-probe-timeout ({:?}) must be shorter than --ml-probe-interval ({:?}) and --ml-suspicion non-zero",
-                timers.probe_timeout,
-                timers.probe_period
-            );
-        }
+        timers.check().map_err(|e| {
+            anyhow::anyhow!("--ml-probe-interval/--ml-probe-timeout/--ml-suspicion: {e}")
+        })?;
         Some(MembershipSettings {
             bind_addr: args.ml_bindaddr,
             port: args.ml_bindport,
@@ -285,31 +281,46 @@ fn speaker(args: SpeakerArgs) -> anyhow::Result<ExitCode> {
     let Some(path) = args.from_file.clone() else {
         bail!("the speaker needs --from-file FILE: the API-server source is not built yet");
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    async_runtime()?.block_on(async move {
+        let metrics = Arc::new(SpeakerMetrics::new());
+        let health = Arc::new(Health::new(Arc::clone(&metrics) as Arc<dyn Encode>));
+        tracing::info!(node = %args.node_name, file = %path.display(), listen = %args.listen, "speaker starting");
+        let work = run_from_file(settings, path, metrics, Arc::clone(&health), shutdown_signal());
+        with_http(args.listen, health, work).await
+    })
+}
+
+/// The async runtime both long-running commands use (two workers: the pods ask for little).
+fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async move {
-        let metrics = Arc::new(SpeakerMetrics::new());
-        let health = Arc::new(Health::new(Arc::clone(&metrics) as Arc<dyn Encode>));
-        let bound = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("listening on {}", args.listen))?;
-        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let listener = tokio::spawn(lb_k8s::runtime::http::serve(
-            bound,
-            Arc::clone(&health),
-            async {
-                let _ = http_stopped.await;
-            },
-        ));
-        tracing::info!(node = %args.node_name, file = %path.display(), listen = %args.listen, "speaker starting");
-        let result = run_from_file(settings, path, metrics, health, shutdown_signal()).await;
-        let _ = stop_http.send(());
-        let _ = listener.await;
-        result.map(|()| ExitCode::SUCCESS)
-    })
+        .context("starting the async runtime")
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listen` while `work` runs, then stops
+/// the endpoint and returns `work`'s result.
+async fn with_http(
+    listen: std::net::SocketAddr,
+    health: std::sync::Arc<lb_k8s::runtime::http::Health>,
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<ExitCode> {
+    let bound = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let listener = tokio::spawn(lb_k8s::runtime::http::serve(bound, health, async {
+        let _ = http_stopped.await;
+    }));
+    let result = work.await;
+    let _ = stop_http.send(());
+    match listener.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "metrics endpoint failed"),
+        Err(e) => tracing::error!(error = %e, "metrics endpoint task failed"),
+    }
+    result.map(|()| ExitCode::SUCCESS)
 }
 
 fn init_logging(level: LogLevel, format: LogFormat) {
@@ -381,33 +392,15 @@ fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         memberlist_secret: Some(args.ml_secret_name).filter(|n| !n.is_empty()),
         write_concurrency: 16,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async move {
+    async_runtime()?.block_on(async move {
         let client = kube::Client::try_default()
             .await
             .context("connecting to the Kubernetes API server")?;
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new(Arc::clone(&metrics) as Arc<dyn Encode>));
-        let bound = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("listening on {}", args.listen))?;
-        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let listener = tokio::spawn(runtime::http::serve(bound, Arc::clone(&health), async {
-            let _ = http_stopped.await;
-        }));
         tracing::info!(listen = %args.listen, namespace = %args.namespace, leader_elect = args.leader_elect, "controller starting");
-        let result = runtime::run(client, options, metrics, health, shutdown_signal()).await;
-        let _ = stop_http.send(());
-        match listener.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "metrics endpoint failed"),
-            Err(e) => tracing::error!(error = %e, "metrics endpoint task failed"),
-        }
-        result.map(|()| ExitCode::SUCCESS)
+        let work = runtime::run(client, options, metrics, Arc::clone(&health), shutdown_signal());
+        with_http(args.listen, health, work).await
     })
 }
 

@@ -54,6 +54,15 @@ impl NodeState {
         }
     }
 
+    /// A node the inputs do not list: no labels, network available.
+    pub fn unknown(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            labels: Labels::new(),
+            network_unavailable: false,
+        }
+    }
+
     fn excluded(&self, ignore_exclude_lb: bool) -> bool {
         !ignore_exclude_lb && self.labels.contains_key(EXCLUDE_LABEL)
     }
@@ -258,11 +267,7 @@ pub fn for_node(cluster: Cluster<'_>, node: &str) -> NodeAnnouncements {
         .iter()
         .find(|n| n.name == node)
         .cloned()
-        .unwrap_or_else(|| NodeState {
-            name: node.to_string(),
-            labels: Labels::new(),
-            network_unavailable: false,
-        });
+        .unwrap_or_else(|| NodeState::unknown(node));
     let mut out = NodeAnnouncements {
         name: node.to_string(),
         ..Default::default()

@@ -84,6 +84,26 @@ pub struct Timers {
     pub join_wait: Duration,
 }
 
+impl Timers {
+    /// Checks the timers: the probe timeout shorter than the probe period, none zero.
+    ///
+    /// Fails with a message naming the values.
+    pub fn check(&self) -> Result<(), String> {
+        if self.probe_period.is_zero()
+            || self.probe_timeout.is_zero()
+            || self.probe_timeout >= self.probe_period
+            || self.suspicion.is_zero()
+        {
+            return Err(format!(
+                "the probe timeout ({:?}) must be shorter than the probe period ({:?}), and \
+                 neither it nor the suspicion timeout ({:?}) may be zero",
+                self.probe_timeout, self.probe_period, self.suspicion
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Timers {
     fn default() -> Self {
         Self {
@@ -178,13 +198,7 @@ pub struct Membership {
 }
 
 fn foca_config(t: &Timers) -> Result<Config, MembershipError> {
-    if t.probe_timeout >= t.probe_period || t.probe_period.is_zero() || t.suspicion.is_zero() {
-        return Err(MembershipError::Timers(format!(
-            "probe timeout {:?} must be shorter than the probe period {:?}, both and the \
-             suspicion timeout non-zero",
-            t.probe_timeout, t.probe_period
-        )));
-    }
+    t.check().map_err(MembershipError::Timers)?;
     let mut c = Config::simple();
     c.probe_period = t.probe_period;
     c.probe_rtt = t.probe_timeout;
@@ -474,7 +488,7 @@ impl Agent {
                 timer,
             }));
         }
-        let mut changed = false;
+        let mut notified = false;
         while let Some(n) = self.runtime.to_notify() {
             match &n {
                 OwnedNotification::MemberUp(m) => {
@@ -490,34 +504,36 @@ impl Agent {
                 ),
                 _ => {}
             }
-            changed = true;
+            notified = true;
         }
         let key_mismatch = !self.heard && self.counters.mismatch_notices > 0;
         let settled = self.heard
             || (!key_mismatch
                 && (self.started.elapsed() >= self.config.timers.join_wait
                     || !self.seeds.iter().any(|s| *s != self.config.advertise)));
-        let mut alive: BTreeSet<String> = self
-            .foca
-            .iter_members()
-            .map(|m| m.id().node.clone())
-            .collect();
-        alive.insert(self.config.node.clone());
-        let view = View {
-            alive,
-            settled,
-            key_mismatch,
-        };
-        if changed || *self.view_tx.borrow() != view {
-            self.view_tx.send_if_modified(|v| {
-                if *v == view {
-                    false
-                } else {
-                    *v = view;
-                    true
-                }
-            });
-        }
+        // This runs after every datagram and timer: the member set only changes with a
+        // notification, so it is only rebuilt then.
+        let alive = notified.then(|| {
+            let mut alive: BTreeSet<String> = self
+                .foca
+                .iter_members()
+                .map(|m| m.id().node.clone())
+                .collect();
+            alive.insert(self.config.node.clone());
+            alive
+        });
+        self.view_tx.send_if_modified(|v| {
+            let mut modified = v.settled != settled || v.key_mismatch != key_mismatch;
+            v.settled = settled;
+            v.key_mismatch = key_mismatch;
+            if let Some(alive) = alive
+                && v.alive != alive
+            {
+                v.alive = alive;
+                modified = true;
+            }
+            modified
+        });
         self.counters_tx.send_if_modified(|c| {
             if *c == self.counters {
                 false

@@ -45,6 +45,9 @@ pub enum KeyError {
     /// The Secret is empty.
     #[error("the membership secret is empty")]
     Empty,
+    /// The crypto library refused to derive or load the key (not expected to happen).
+    #[error("the membership key could not be derived")]
+    Derive,
 }
 
 /// Seals and opens datagrams with one key.
@@ -78,10 +81,10 @@ impl Sealer {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(secret);
         let mut key = [0u8; 32];
         let info = [INFO];
-        // Both steps fail only for a length mismatch, which KeyLen rules out.
-        let okm = prk.expand(&info, KeyLen).map_err(|_| KeyError::Empty)?;
-        okm.fill(&mut key).map_err(|_| KeyError::Empty)?;
-        let unbound = UnboundKey::new(&CHACHA20_POLY1305, &key).map_err(|_| KeyError::Empty)?;
+        // These steps fail only for a length mismatch, which KeyLen rules out.
+        let okm = prk.expand(&info, KeyLen).map_err(|_| KeyError::Derive)?;
+        okm.fill(&mut key).map_err(|_| KeyError::Derive)?;
+        let unbound = UnboundKey::new(&CHACHA20_POLY1305, &key).map_err(|_| KeyError::Derive)?;
         Ok(Self {
             key: LessSafeKey::new(unbound),
             rng: SystemRandom::new(),

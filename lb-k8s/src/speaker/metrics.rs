@@ -60,8 +60,8 @@ pub struct PeerFigures {
 pub struct Snapshot {
     /// This node.
     pub node: String,
-    /// What it announces.
-    pub announced: Vec<Announced>,
+    /// What it announces (shared with the speaker's loop: rebuilt only when it changes).
+    pub announced: Arc<[Announced]>,
     /// Layer-2 counters per IP.
     pub layer2: Vec<L2Counters>,
     /// BGP peers.
@@ -93,7 +93,7 @@ impl Collector for Shared {
                 None,
                 MetricType::Gauge,
             )?;
-            for a in &s.announced {
+            for a in s.announced.iter() {
                 let labels = [
                     ("ip", a.ip.as_str()),
                     ("node", s.node.as_str()),

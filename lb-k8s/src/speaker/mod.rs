@@ -104,11 +104,7 @@ impl Inputs {
             .iter()
             .find(|n| n.name == name)
             .cloned()
-            .unwrap_or_else(|| NodeState {
-                name: name.to_string(),
-                labels: lb_alloc::Labels::new(),
-                network_unavailable: false,
-            })
+            .unwrap_or_else(|| NodeState::unknown(name))
     }
 }
 
@@ -138,11 +134,10 @@ pub struct Desired {
 
 /// Computes what node `me` announces and which sessions it keeps.
 pub fn desired(inputs: &Inputs, me: &str, liveness: &Liveness) -> Desired {
-    let live: BTreeSet<String> = match &liveness.alive {
+    let mut live: BTreeSet<String> = match &liveness.alive {
         Some(alive) => alive.clone(),
         None => inputs.nodes.iter().map(|n| n.name.clone()).collect(),
     };
-    let mut live = live;
     live.insert(me.to_string());
     let cluster = Cluster {
         config: &inputs.config,

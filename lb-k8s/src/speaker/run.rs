@@ -92,7 +92,8 @@ fn follow_file(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut last_stamp = None;
-        let mut last_text: Option<String> = None;
+        // A hash of the last content read, not a copy: the file can be megabytes.
+        let mut last_hash: Option<u64> = None;
         let mut tick = tokio::time::interval(poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -102,11 +103,16 @@ fn follow_file(
                 continue;
             }
             last_stamp = s;
-            let text = std::fs::read_to_string(&path).ok();
-            if text.is_some() && text == last_text {
+            let hash = std::fs::read(&path).ok().map(|bytes| {
+                use std::hash::{DefaultHasher, Hash, Hasher};
+                let mut h = DefaultHasher::new();
+                bytes.hash(&mut h);
+                h.finish()
+            });
+            if hash.is_some() && hash == last_hash {
                 continue;
             }
-            last_text.clone_from(&text);
+            last_hash = hash;
             let p = path.clone();
             let o = options.clone();
             let result = tokio::task::spawn_blocking(move || read_file(&p, &o)).await;
@@ -196,6 +202,9 @@ async fn drive(
     let mut view = membership.as_ref().map(Membership::view);
     let mut last: Option<Desired> = None;
     let mut last_alive: Option<BTreeSet<String>> = None;
+    let mut last_seeds: Option<Vec<SocketAddr>> = None;
+    // What the metrics say is announced; rebuilt only when the decision changes.
+    let mut announced: Arc<[Announced]> = Arc::default();
     // Recompute only when the inputs or the view changed (the tick only refreshes metrics).
     let mut dirty = true;
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
@@ -227,6 +236,7 @@ async fn drive(
             let d = desired(&current, &settings.node, &liveness);
             if last.as_ref() != Some(&d) {
                 apply(&backends, &d).await;
+                announced = announced_of(&d);
                 last = Some(d);
             }
             // A speaker (re)joined: clients may have moved to another node while it was
@@ -242,8 +252,13 @@ async fn drive(
                 }
             }
             last_alive.clone_from(&liveness.alive);
+            // Seeds come from the inputs only; a new set makes the agent announce itself.
             if let (Some(m), Some(ms)) = (&membership, &settings.membership) {
-                m.set_seeds(seeds(&current, ms)).await;
+                let now = seeds(&current, ms);
+                if last_seeds.as_ref() != Some(&now) {
+                    m.set_seeds(now.clone()).await;
+                    last_seeds = Some(now);
+                }
             }
             tracing::debug!(alive = ?liveness.alive, settled = liveness.settled, "decided");
             health.ready.store(
@@ -255,6 +270,7 @@ async fn drive(
             &metrics,
             &settings.node,
             last.as_ref(),
+            &announced,
             &backends,
             membership.as_ref(),
             &liveness,
@@ -359,51 +375,46 @@ async fn apply(backends: &Backends, d: &Desired) {
     if let Err(e) = backends.bgp.resync(&d.announcements).await {
         tracing::error!(error = %e, "BGP announcements failed");
     }
-    let l2: BTreeSet<String> = d
-        .node
-        .l2
-        .iter()
-        .map(|e| format!("{} {}", e.service, e.ip))
-        .collect();
     tracing::info!(
-        layer2 = l2.len(),
+        layer2 = d.node.l2.len(),
         bgp = d.node.bgp.len(),
         peers = d.peers.len(),
         "announcements applied"
     );
 }
 
+/// The (service, protocol, IP) triples a decision announces, for the metrics.
+fn announced_of(d: &Desired) -> Arc<[Announced]> {
+    let l2 = d.node.l2.iter().map(|e| Announced {
+        service: e.service.clone(),
+        protocol: "layer2",
+        ip: e.ip.to_string(),
+    });
+    let bgp = d.node.bgp.iter().map(|e| Announced {
+        service: e.service.clone(),
+        protocol: "bgp",
+        ip: e.prefix.addr().to_string(),
+    });
+    let mut all: Vec<Announced> = l2.chain(bgp).collect();
+    all.dedup();
+    all.into()
+}
+
+/// Publishes the metrics: the announced set as decided, counters read from the backends.
+#[allow(clippy::too_many_arguments)]
 fn publish(
     metrics: &SpeakerMetrics,
     node: &str,
     d: Option<&Desired>,
+    announced: &Arc<[Announced]>,
     backends: &Backends,
     membership: Option<&Membership>,
     liveness: &Liveness,
     stale: bool,
 ) {
-    let mut announced = Vec::new();
-    let mut ports = std::collections::BTreeMap::new();
-    if let Some(d) = d {
-        for e in &d.node.l2 {
-            announced.push(Announced {
-                service: e.service.clone(),
-                protocol: "layer2",
-                ip: e.ip.to_string(),
-            });
-        }
-        for e in &d.node.bgp {
-            announced.push(Announced {
-                service: e.service.clone(),
-                protocol: "bgp",
-                ip: e.prefix.addr().to_string(),
-            });
-        }
-        for p in &d.peers {
-            ports.insert(p.name.clone(), p.port);
-        }
-    }
-    announced.dedup();
+    let ports: std::collections::BTreeMap<&str, u16> = d
+        .map(|d| d.peers.iter().map(|p| (p.name.as_str(), p.port)).collect())
+        .unwrap_or_default();
     let layer2 = backends
         .l2
         .counters()
@@ -420,8 +431,11 @@ fn publish(
         .peers()
         .into_iter()
         .map(|p| PeerFigures {
-            peer: SocketAddr::new(p.address, ports.get(&p.name).copied().unwrap_or(179))
-                .to_string(),
+            peer: SocketAddr::new(
+                p.address,
+                ports.get(p.name.as_str()).copied().unwrap_or(179),
+            )
+            .to_string(),
             up: p.state == lb_bgp::fsm::State::Established,
             updates: p.updates_sent,
             announced: u64::try_from(p.prefixes_announced).unwrap_or(u64::MAX),
@@ -429,7 +443,7 @@ fn publish(
         .collect();
     metrics.publish(Snapshot {
         node: node.to_string(),
-        announced,
+        announced: Arc::clone(announced),
         layer2,
         peers,
         members: liveness
