@@ -1,5 +1,5 @@
-//! The Kubernetes events the controller emits on Services, with MetalLB's reasons and
-//! messages (reference f), built in one place for the controller and the offline plan.
+//! The Kubernetes events the controller and the speaker emit on Services, with MetalLB's
+//! reasons and messages (reference f), built in one place for the daemons and the offline plan.
 
 use std::net::IpAddr;
 
@@ -114,4 +114,25 @@ pub fn show(ips: &[IpAddr]) -> String {
         .map(|ip| format!("{:?}", ip.to_string()))
         .collect();
     format!("[{}]", parts.join(", "))
+}
+
+/// `nodeAssigned` (speaker): node `node` announces the Service over `protocol` (`layer2` or
+/// `bgp`).
+pub fn node_assigned(node: &str, protocol: &str) -> Event {
+    Event::normal(
+        "nodeAssigned",
+        format!("announcing from node {node:?} with protocol {protocol:?}"),
+    )
+}
+
+/// `announceFailed` (speaker): node `node` is elected for the Service over layer 2, but none
+/// of the interfaces its L2Advertisements name exists there.
+pub fn announce_failed(node: &str, interfaces: &[String]) -> Event {
+    Event::warning(
+        "announceFailed",
+        format!(
+            "node {node:?} has none of the interfaces the L2Advertisements allow ({}): not announced",
+            interfaces.join(", ")
+        ),
+    )
 }

@@ -235,7 +235,9 @@ fn speaker(args: SpeakerArgs) -> anyhow::Result<ExitCode> {
     use lb_k8s::membership::Timers;
     use lb_k8s::runtime::http::{Encode, Health};
     use lb_k8s::speaker::metrics::SpeakerMetrics;
-    use lb_k8s::speaker::run::{MembershipSettings, SpeakerSettings, run_from_file};
+    use lb_k8s::speaker::run::{
+        MembershipSettings, SpeakerSettings, run_from_cluster, run_from_file,
+    };
     use std::sync::Arc;
 
     init_logging(args.log_level, args.log_format);
@@ -278,14 +280,20 @@ fn speaker(args: SpeakerArgs) -> anyhow::Result<ExitCode> {
         layer2,
         poll: std::time::Duration::from_millis(200),
     };
-    let Some(path) = args.from_file.clone() else {
-        bail!("the speaker needs --from-file FILE: the API-server source is not built yet");
-    };
     async_runtime()?.block_on(async move {
         let metrics = Arc::new(SpeakerMetrics::new());
         let health = Arc::new(Health::new(Arc::clone(&metrics) as Arc<dyn Encode>));
-        tracing::info!(node = %args.node_name, file = %path.display(), listen = %args.listen, "speaker starting");
-        let work = run_from_file(settings, path, metrics, Arc::clone(&health), shutdown_signal());
+        if let Some(path) = args.from_file.clone() {
+            tracing::info!(node = %args.node_name, file = %path.display(), listen = %args.listen, "speaker starting");
+            let work =
+                run_from_file(settings, path, metrics, Arc::clone(&health), shutdown_signal());
+            return with_http(args.listen, health, work).await;
+        }
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the Kubernetes API server")?;
+        tracing::info!(node = %args.node_name, namespace = %args.namespace, listen = %args.listen, "speaker starting");
+        let work = run_from_cluster(client, settings, metrics, Arc::clone(&health), shutdown_signal());
         with_http(args.listen, health, work).await
     })
 }

@@ -79,30 +79,41 @@ pub struct EndpointState {
     pub has_addresses: bool,
 }
 
+/// The Service an EndpointSlice belongs to (its `kubernetes.io/service-name` label, in its
+/// namespace).
+pub fn slice_service(slice: &EndpointSlice) -> Option<ServiceKey> {
+    let name = slice
+        .metadata
+        .labels
+        .as_ref()?
+        .get("kubernetes.io/service-name")?;
+    Some(ServiceKey::new(
+        slice.metadata.namespace.as_deref().unwrap_or("default"),
+        name.as_str(),
+    ))
+}
+
+/// The endpoints one EndpointSlice lists.
+pub fn slice_endpoints(slice: &EndpointSlice) -> impl Iterator<Item = EndpointState> + '_ {
+    slice.endpoints.iter().flatten().map(|e| {
+        let c = e.conditions.as_ref();
+        let ready = c.and_then(|c| c.ready);
+        let serving = c.and_then(|c| c.serving);
+        EndpointState {
+            node: e.node_name.clone(),
+            usable: ready.unwrap_or(true) || serving == Some(true),
+            has_addresses: !e.addresses.is_empty(),
+        }
+    })
+}
+
 /// The endpoints of service `key` from all EndpointSlices (matched by the
 /// `kubernetes.io/service-name` label in the service's namespace).
 pub fn endpoints_of(key: &ServiceKey, slices: &[EndpointSlice]) -> Vec<EndpointState> {
     slices
         .iter()
-        .filter(|s| {
-            s.metadata.namespace.as_deref().unwrap_or("default") == &*key.namespace
-                && s.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("kubernetes.io/service-name"))
-                    .is_some_and(|n| n == &*key.name)
-        })
-        .flat_map(|s| s.endpoints.iter().flatten())
-        .map(|e| {
-            let c = e.conditions.as_ref();
-            let ready = c.and_then(|c| c.ready);
-            let serving = c.and_then(|c| c.serving);
-            EndpointState {
-                node: e.node_name.clone(),
-                usable: ready.unwrap_or(true) || serving == Some(true),
-                has_addresses: !e.addresses.is_empty(),
-            }
-        })
+        .filter(|s| slice_service(s).as_ref() == Some(key))
+        .flat_map(slice_endpoints)
         .collect()
 }
 

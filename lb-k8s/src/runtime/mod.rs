@@ -95,7 +95,7 @@ pub struct Stores {
     pub nodes: Store<Node>,
 }
 
-fn cloned<K>(store: &Store<K>) -> Vec<K>
+pub(crate) fn cloned<K>(store: &Store<K>) -> Vec<K>
 where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + Hash + Clone,
@@ -188,7 +188,7 @@ fn service_trigger(e: &watcher::Event<Service>) -> Option<Trigger> {
     }
 }
 
-fn config_trigger<K>(e: &watcher::Event<K>) -> Option<Trigger> {
+pub(crate) fn config_trigger<K>(e: &watcher::Event<K>) -> Option<Trigger> {
     match e {
         watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone => {
             Some(Trigger::Config)
@@ -198,14 +198,14 @@ fn config_trigger<K>(e: &watcher::Event<K>) -> Option<Trigger> {
 }
 
 /// What a reflector keeps and when it wakes the worker.
-struct Watch<K> {
+pub(crate) struct Watch<K> {
     /// Turns an event into a trigger.
-    map: fn(&watcher::Event<K>) -> Option<Trigger>,
+    pub(crate) map: fn(&watcher::Event<K>) -> Option<Trigger>,
     /// The part of an object that matters (e.g. a Node's labels): an update that leaves it
     /// unchanged wakes nobody. `None`: every update matters.
-    relevant: Option<fn(&K) -> u64>,
+    pub(crate) relevant: Option<fn(&K) -> u64>,
     /// Drops what is not needed from cached objects (e.g. a Node's status).
-    trim: fn(&mut K),
+    pub(crate) trim: fn(&mut K),
 }
 
 impl<K> Clone for Watch<K> {
@@ -216,10 +216,10 @@ impl<K> Clone for Watch<K> {
 
 impl<K> Copy for Watch<K> {}
 
-fn no_trim<K>(_: &mut K) {}
+pub(crate) fn no_trim<K>(_: &mut K) {}
 
 /// A hash of an object's labels.
-fn labels_hash<K: Resource>(o: &K) -> u64 {
+pub(crate) fn labels_hash<K: Resource>(o: &K) -> u64 {
     use std::hash::{DefaultHasher, Hasher};
     let mut h = DefaultHasher::new();
     o.meta().labels.hash(&mut h);
@@ -236,7 +236,7 @@ impl<K: Resource> Watch<K> {
         }
     }
 
-    fn config() -> Self {
+    pub(crate) fn config() -> Self {
         Self {
             map: config_trigger,
             relevant: None,
@@ -246,7 +246,11 @@ impl<K: Resource> Watch<K> {
 }
 
 /// Starts a reflector on `api`; its events become triggers as `watch` says.
-fn reflect<K>(api: Api<K>, tx: mpsc::UnboundedSender<Trigger>, watch: Watch<K>) -> Store<K>
+pub(crate) fn reflect<K>(
+    api: Api<K>,
+    tx: mpsc::UnboundedSender<Trigger>,
+    watch: Watch<K>,
+) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ObjectReference, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
@@ -65,21 +65,7 @@ impl Writer {
         }
         let reference = svc.object_ref(&());
         for e in &u.events {
-            let event = KubeEvent {
-                type_: if e.is_warning() {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason: e.reason.into(),
-                note: Some(e.message.clone()),
-                action: action_of(e.reason).into(),
-                secondary: None,
-            };
-            // A fresh recorder each time: kube's recorder merges repeats by reason alone into
-            // a series that keeps the first message, which would show a stale IP or cause.
-            let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-            if let Err(err) = recorder.publish(&event, &reference).await {
+            if let Err(err) = emit(&self.client, &self.reporter, &reference, e).await {
                 tracing::warn!(service = %u.key, reason = e.reason, error = %err, "cannot create event");
             }
         }
@@ -113,51 +99,19 @@ impl Writer {
         errors: Option<&str>,
         wall: Timestamp,
     ) -> Result<(), kube::Error> {
-        // Untyped: the kind has no `spec` in its schema, so the API server returns objects
-        // without one, which the derived type cannot read.
-        let resource = ApiResource::erase::<ConfigurationState>(&());
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
-        if api.get_opt(CONFIGURATION_STATE).await?.is_none() {
-            let mut object = DynamicObject::new(CONFIGURATION_STATE, &resource)
-                .within(&self.namespace)
-                .data(json!({ "spec": {} }));
-            object.metadata.labels = Some(BTreeMap::from([(
-                "metallb.io/component-type".to_string(),
-                "controller".to_string(),
-            )]));
-            match api.create(&PostParams::default(), &object).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 409 => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let (result, status, reason, message) = match errors {
-            None => ("Valid", "True", "Reconciled", String::new()),
-            Some(e) => ("Invalid", "False", "ConfigurationError", e.to_string()),
-        };
-        let condition = Condition {
-            type_: "configReconcilerValid".into(),
-            status: status.into(),
-            reason: reason.into(),
-            message: message.clone(),
-            last_transition_time: Time(wall),
-            observed_generation: None,
-        };
-        let patch = json!({
-            "status": {
-                "result": result,
-                "errorSummary": message,
-                "conditions": [condition],
-            }
-        });
-        api.patch_status(
+        let labels = BTreeMap::from([(
+            "metallb.io/component-type".to_string(),
+            "controller".to_string(),
+        )]);
+        configuration_state(
+            &self.client,
+            &self.namespace,
             CONFIGURATION_STATE,
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
+            labels,
+            errors,
+            wall,
         )
         .await
-        .map(|_| ())
     }
 
     /// Creates the memberlist Secret `name` with a random 128-byte key when it does not exist;
@@ -196,6 +150,85 @@ fn action_of(reason: &str) -> &'static str {
     match reason {
         "IPAllocated" | "AllocationFailed" | "AdditionalAssignFailed" => "Allocate",
         "ClearAssignment" => "Clear",
+        "nodeAssigned" | "announceFailed" => "Announce",
         _ => "Validate",
     }
+}
+
+/// Creates event `e` about the object `reference` as `reporter`.
+///
+/// Fails when the API server refuses.
+pub async fn emit(
+    client: &Client,
+    reporter: &Reporter,
+    reference: &ObjectReference,
+    e: &crate::events::Event,
+) -> Result<(), kube::Error> {
+    let event = KubeEvent {
+        type_: if e.is_warning() {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: e.reason.into(),
+        note: Some(e.message.clone()),
+        action: action_of(e.reason).into(),
+        secondary: None,
+    };
+    // A fresh recorder each time: kube's recorder merges repeats by reason alone into a series
+    // that keeps the first message, which would show a stale IP or cause.
+    Recorder::new(client.clone(), reporter.clone())
+        .publish(&event, reference)
+        .await
+}
+
+/// Writes the `ConfigurationState` `name` in `namespace`: `Valid`, or `Invalid` with `errors`
+/// as the summary. Creates the object, with `labels`, when it does not exist.
+///
+/// Fails when the API server refuses.
+pub async fn configuration_state(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    labels: BTreeMap<String, String>,
+    errors: Option<&str>,
+    wall: Timestamp,
+) -> Result<(), kube::Error> {
+    // Untyped: the kind has no `spec` in its schema, so the API server returns objects
+    // without one, which the derived type cannot read.
+    let resource = ApiResource::erase::<ConfigurationState>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    if api.get_opt(name).await?.is_none() {
+        let mut object = DynamicObject::new(name, &resource)
+            .within(namespace)
+            .data(json!({ "spec": {} }));
+        object.metadata.labels = Some(labels);
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let (result, status, reason, message) = match errors {
+        None => ("Valid", "True", "Reconciled", String::new()),
+        Some(e) => ("Invalid", "False", "ConfigurationError", e.to_string()),
+    };
+    let condition = Condition {
+        type_: "configReconcilerValid".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.clone(),
+        last_transition_time: Time(wall),
+        observed_generation: None,
+    };
+    let patch = json!({
+        "status": {
+            "result": result,
+            "errorSummary": message,
+            "conditions": [condition],
+        }
+    });
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
 }

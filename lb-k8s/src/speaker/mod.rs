@@ -4,8 +4,10 @@
 //! The decision is pure ([`desired`]); the runtime ([`run`]) only feeds it inputs (a file or
 //! the API server, and the membership view) and applies its output.
 
+pub mod cluster;
 pub mod metrics;
 pub mod run;
+pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};

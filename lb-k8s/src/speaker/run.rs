@@ -5,7 +5,7 @@
 //! [`desired`](super::desired) and hands the whole result to both backends (they diff it
 //! themselves), so a missed event can never leave a stale announcement behind.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,17 +13,24 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::runtime::reflector::ObjectRef;
 use lb_bgp::{Speaker, SpeakerConfig};
 use lb_core::Announcer;
 use lb_l2::{Responder, ResponderConfig};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use super::cluster::SpeakerStores;
 use super::metrics::{Announced, L2Counters, PeerFigures, Snapshot, SpeakerMetrics};
+use super::status::{Report, StatusWriter, report};
 use super::{Desired, Inputs, Liveness, default_router_id, desired};
 use crate::input::Objects;
 use crate::membership::{Membership, MembershipConfig, Sealer, Timers, View};
 use crate::plan::PlanOptions;
+use crate::runtime::Trigger;
 use crate::runtime::http::Health;
+use crate::runtime::writer::configuration_state;
 
 /// Membership settings.
 #[derive(Debug, Clone)]
@@ -158,9 +165,192 @@ pub async fn run_from_file(
     let (tx, inputs) = watch::channel(None);
     let (stale_tx, stale) = watch::channel(false);
     let follower = follow_file(path, settings.plan.clone(), settings.poll, tx, stale_tx);
-    let result = drive(settings, inputs, stale, metrics, health, shutdown).await;
+    let result = drive(settings, inputs, stale, metrics, health, shutdown, None).await;
     follower.abort();
     result
+}
+
+/// Runs the speaker on the API server until `shutdown` completes: reflectors feed the
+/// decision; its outcome goes to `ServiceL2Status` / `ServiceBGPStatus` objects and events;
+/// the configuration's validity to the `ConfigurationState` named `speaker-NODE`.
+///
+/// Fails when the caches can never sync or a backend cannot start.
+pub async fn run_from_cluster(
+    client: Client,
+    settings: SpeakerSettings,
+    metrics: Arc<SpeakerMetrics>,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let namespace = settings.plan.namespace.clone();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stores = SpeakerStores::start(&client, &namespace, &tx);
+    let (inputs_tx, inputs) = watch::channel(None);
+    let (stale_tx, stale) = watch::channel(false);
+    let source = tokio::spawn(follow_cluster(
+        client.clone(),
+        stores.clone(),
+        settings.plan.clone(),
+        settings.node.clone(),
+        rx,
+        inputs_tx,
+        stale_tx,
+    ));
+    let (report_tx, reports) = watch::channel(None);
+    let writer = StatusWriter::new(client, &namespace, &settings.node, &settings.node);
+    let status = tokio::spawn(write_statuses(
+        writer,
+        stores,
+        settings.node.clone(),
+        reports,
+    ));
+    let result = drive(
+        settings,
+        inputs,
+        stale,
+        metrics,
+        health,
+        shutdown,
+        Some(report_tx),
+    )
+    .await;
+    // The report sender is gone: the status task deletes this node's objects, within bounds.
+    if tokio::time::timeout(STATUS_CLEANUP, status).await.is_err() {
+        tracing::warn!("status objects not all deleted before the deadline");
+    }
+    source.abort();
+    result
+}
+
+/// How long a stopping speaker spends deleting its status objects.
+const STATUS_CLEANUP: Duration = Duration::from_secs(2);
+/// How long the sources wait for more changes before recomputing.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+/// How often a failed API write is retried.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// Publishes the cluster's inputs after every relevant change (changes within
+/// [`DEBOUNCE`] are taken together) and writes the `ConfigurationState` `speaker-NODE`.
+async fn follow_cluster(
+    client: Client,
+    stores: SpeakerStores,
+    options: PlanOptions,
+    node: String,
+    mut triggers: mpsc::UnboundedReceiver<Trigger>,
+    tx: watch::Sender<Option<Arc<Inputs>>>,
+    stale: watch::Sender<bool>,
+) {
+    if let Err(e) = stores.wait_until_ready().await {
+        tracing::error!(error = %e, "the caches cannot sync");
+        return;
+    }
+    tracing::info!("caches synced");
+    let name = format!("speaker-{node}");
+    let labels = BTreeMap::from([
+        (
+            "metallb.io/component-type".to_string(),
+            "speaker".to_string(),
+        ),
+        ("metallb.io/node-name".to_string(), node.clone()),
+    ]);
+    let mut written: Option<Option<String>> = None;
+    let mut last_warnings: Vec<String> = Vec::new();
+    let mut retry = tokio::time::interval(RETRY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let (s, o) = (stores.clone(), options.clone());
+        let errors = match tokio::task::spawn_blocking(move || s.inputs(&o)).await {
+            Ok(Ok(inputs)) => {
+                if inputs.warnings != last_warnings {
+                    for w in &inputs.warnings {
+                        tracing::warn!(warning = %w, "configuration warning");
+                    }
+                    last_warnings.clone_from(&inputs.warnings);
+                }
+                tracing::info!(
+                    services = inputs.services.len(),
+                    nodes = inputs.nodes.len(),
+                    "inputs loaded"
+                );
+                let _ = stale.send(false);
+                if tx.send(Some(Arc::new(inputs))).is_err() {
+                    return;
+                }
+                None
+            }
+            Ok(Err(errors)) => {
+                let summary = errors.to_string();
+                tracing::error!(errors = %summary, "configuration rejected; the last valid one stays in force");
+                let _ = stale.send(true);
+                Some(summary)
+            }
+            Err(e) => Some(format!("reading the inputs failed: {e}")),
+        };
+        if written.as_ref() != Some(&errors) {
+            match configuration_state(
+                &client,
+                &options.namespace,
+                &name,
+                labels.clone(),
+                errors.as_deref(),
+                Timestamp::now(),
+            )
+            .await
+            {
+                Ok(()) => written = Some(errors.clone()),
+                Err(e) => tracing::warn!(name, error = %e, "cannot write the ConfigurationState"),
+            }
+        }
+        let pending = written.as_ref() != Some(&errors);
+        tokio::select! {
+            t = triggers.recv() => if t.is_none() { return },
+            _ = retry.tick(), if pending => {}
+        }
+        tokio::time::sleep(DEBOUNCE).await;
+        while triggers.try_recv().is_ok() {}
+    }
+}
+
+/// Writes every report the decision loop publishes; retries failed writes; when the loop is
+/// gone, deletes this node's objects.
+async fn write_statuses(
+    mut writer: StatusWriter,
+    stores: SpeakerStores,
+    node: String,
+    mut reports: watch::Receiver<Option<Report>>,
+) {
+    let mut adopted = false;
+    let mut pending = false;
+    let mut retry = tokio::time::interval(RETRY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if !adopted {
+            match writer.adopt().await {
+                Ok(()) => adopted = true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list this node's status objects; retrying");
+                }
+            }
+        }
+        let stopping = tokio::select! {
+            r = reports.changed() => r.is_err(),
+            _ = retry.tick(), if pending || !adopted => false,
+        };
+        let report = if stopping {
+            Some(Report::default())
+        } else {
+            reports.borrow_and_update().clone()
+        };
+        if let (true, Some(report)) = (adopted, report) {
+            let owner = stores.nodes.get(&ObjectRef::new(&node));
+            pending = !writer
+                .sync(&report, &stores.services, owner.as_deref())
+                .await;
+        }
+        if stopping {
+            return;
+        }
+    }
 }
 
 /// The decision loop shared by every source.
@@ -171,6 +361,7 @@ async fn drive(
     metrics: Arc<SpeakerMetrics>,
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()>,
+    reports: Option<watch::Sender<Option<Report>>>,
 ) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
     // Wait for the first good inputs.
@@ -205,6 +396,10 @@ async fn drive(
     let mut last_seeds: Option<Vec<SocketAddr>> = None;
     // What the metrics say is announced; rebuilt only when the decision changes.
     let mut announced: Arc<[Announced]> = Arc::default();
+    // What the status report was last computed from: the decision changed, or the interfaces
+    // the responder answers on.
+    let mut reported: Option<(usize, BTreeSet<String>)> = None;
+    let mut decisions: usize = 0;
     // Recompute only when the inputs or the view changed (the tick only refreshes metrics).
     let mut dirty = true;
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
@@ -238,6 +433,7 @@ async fn drive(
                 apply(&backends, &d).await;
                 announced = announced_of(&d);
                 last = Some(d);
+                decisions += 1;
             }
             // A speaker (re)joined: clients may have moved to another node while it was
             // away (a partition, a flapping link), so tell them again where our IPs are.
@@ -265,6 +461,21 @@ async fn drive(
                 liveness.settled && !last.as_ref().is_some_and(|d| d.l2_held),
                 Ordering::Relaxed,
             );
+        }
+        // While layer 2 is held back the report would wrongly say "nothing over layer 2".
+        if let (Some(tx), Some(d)) = (&reports, last.as_ref().filter(|d| !d.l2_held)) {
+            let active: BTreeSet<String> = backends
+                .l2
+                .interfaces()
+                .into_iter()
+                .filter(|i| i.active)
+                .map(|i| i.name)
+                .collect();
+            let now = (decisions, active);
+            if reported.as_ref() != Some(&now) {
+                let _ = tx.send(Some(report(d, &now.1)));
+                reported = Some(now);
+            }
         }
         publish(
             &metrics,

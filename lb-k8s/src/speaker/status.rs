@@ -1,0 +1,471 @@
+//! What a speaker tells the cluster about its node: one `ServiceL2Status` per Service it
+//! announces over layer 2, one `ServiceBGPStatus` per Service it advertises over BGP (MetalLB's
+//! objects: `generateName` `l2-` / `bgp-`, labels `metallb.io/node`,
+//! `metallb.io/service-name`, `metallb.io/service-namespace`), and the Service events
+//! `nodeAssigned` and `announceFailed`.
+//!
+//! The objects are owned by the Node, so they go when the Node goes; a speaker that stops
+//! deletes its own. The report is pure ([`report`], [`diff`]); [`StatusWriter`] applies it
+//! with a bounded number of requests in flight and retries what failed on the next call.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures_util::{StreamExt, stream};
+use k8s_openapi::api::core::v1::{Node, Service};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client, Resource};
+use lb_core::ServiceKey;
+use serde_json::{Value, json};
+
+use super::Desired;
+use crate::crd::{ServiceBGPStatus, ServiceL2Status};
+use crate::events::{self, Event};
+use crate::runtime::writer::emit;
+
+/// The speaker's event reporter name, MetalLB's.
+pub const REPORTER: &str = "metallb-speaker";
+/// Label: the announcing node.
+pub const NODE_LABEL: &str = "metallb.io/node";
+/// Label: the Service's name.
+pub const SERVICE_NAME_LABEL: &str = "metallb.io/service-name";
+/// Label: the Service's namespace.
+pub const SERVICE_NAMESPACE_LABEL: &str = "metallb.io/service-namespace";
+/// Requests in flight at once.
+const CONCURRENCY: usize = 16;
+
+/// Which status kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// `ServiceL2Status`.
+    Layer2,
+    /// `ServiceBGPStatus`.
+    Bgp,
+}
+
+impl Kind {
+    fn resource(self) -> ApiResource {
+        match self {
+            Self::Layer2 => ApiResource::erase::<ServiceL2Status>(&()),
+            Self::Bgp => ApiResource::erase::<ServiceBGPStatus>(&()),
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Layer2 => "l2-",
+            Self::Bgp => "bgp-",
+        }
+    }
+
+    /// The protocol name in events.
+    fn protocol(self) -> &'static str {
+        match self {
+            Self::Layer2 => "layer2",
+            Self::Bgp => "bgp",
+        }
+    }
+}
+
+/// What the node reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Services announced over layer 2, with the interfaces the advertisements restrict them
+    /// to (empty: every eligible interface).
+    pub l2: BTreeMap<ServiceKey, Vec<String>>,
+    /// Services advertised over BGP, with the peers they go to.
+    pub bgp: BTreeMap<ServiceKey, Vec<String>>,
+    /// Services this node is elected for over layer 2 without any of the interfaces the
+    /// advertisements allow (those interfaces).
+    pub failed: BTreeMap<ServiceKey, Vec<String>>,
+}
+
+fn key_from(service: &str) -> Option<ServiceKey> {
+    let (namespace, name) = service.split_once('/')?;
+    Some(ServiceKey::new(namespace, name))
+}
+
+/// The report of decision `d` on a node whose responder answers on the interfaces `active`.
+pub fn report(d: &Desired, active: &BTreeSet<String>) -> Report {
+    let mut out = Report::default();
+    let mut unrestricted: BTreeSet<ServiceKey> = BTreeSet::new();
+    for e in &d.node.l2 {
+        let Some(key) = key_from(&e.service) else {
+            continue;
+        };
+        if e.interfaces.is_empty() {
+            unrestricted.insert(key.clone());
+        }
+        let entry = out.l2.entry(key).or_default();
+        entry.extend(e.interfaces.iter().cloned());
+    }
+    for (key, interfaces) in &mut out.l2 {
+        interfaces.sort();
+        interfaces.dedup();
+        if unrestricted.contains(key) {
+            interfaces.clear();
+        }
+    }
+    let failed: Vec<ServiceKey> = out
+        .l2
+        .iter()
+        .filter(|(_, i)| !i.is_empty() && !i.iter().any(|i| active.contains(i)))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in failed {
+        if let Some(interfaces) = out.l2.remove(&key) {
+            out.failed.insert(key, interfaces);
+        }
+    }
+    for e in &d.node.bgp {
+        let Some(key) = key_from(&e.service) else {
+            continue;
+        };
+        out.bgp
+            .entry(key)
+            .or_default()
+            .extend(e.peers.iter().cloned());
+    }
+    for peers in out.bgp.values_mut() {
+        peers.sort();
+        peers.dedup();
+    }
+    out
+}
+
+/// The `status` of an object for `key` over `kind` on `node`.
+pub fn status_of(kind: Kind, node: &str, key: &ServiceKey, detail: &[String]) -> Value {
+    let mut status = json!({
+        "node": node,
+        "serviceName": &*key.name,
+        "serviceNamespace": &*key.namespace,
+    });
+    if let Some(map) = status.as_object_mut() {
+        match kind {
+            Kind::Layer2 => {
+                let interfaces: Vec<Value> =
+                    detail.iter().map(|name| json!({ "name": name })).collect();
+                map.insert("interfaces".into(), Value::Array(interfaces));
+            }
+            Kind::Bgp => {
+                map.insert("peers".into(), json!(detail));
+            }
+        }
+    }
+    status
+}
+
+/// An object the speaker owns: its name and the status last written (`None` when its status
+/// write failed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Owned {
+    /// The object's name.
+    pub name: String,
+    /// The status it holds.
+    pub status: Option<Value>,
+}
+
+/// One write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Create an object for the Service, then write its status.
+    Create(Kind, ServiceKey, Value),
+    /// Write the status of an existing object.
+    Patch(Kind, ServiceKey, String, Value),
+    /// Delete an object.
+    Delete(Kind, ServiceKey, String),
+}
+
+/// The writes that turn `known` into what `report` says for `node`.
+pub fn diff(known: &BTreeMap<(Kind, ServiceKey), Owned>, report: &Report, node: &str) -> Vec<Op> {
+    let mut want: BTreeMap<(Kind, ServiceKey), Value> = BTreeMap::new();
+    for (key, interfaces) in &report.l2 {
+        want.insert(
+            (Kind::Layer2, key.clone()),
+            status_of(Kind::Layer2, node, key, interfaces),
+        );
+    }
+    for (key, peers) in &report.bgp {
+        want.insert(
+            (Kind::Bgp, key.clone()),
+            status_of(Kind::Bgp, node, key, peers),
+        );
+    }
+    let mut ops = Vec::new();
+    for ((kind, key), owned) in known {
+        if !want.contains_key(&(*kind, key.clone())) {
+            ops.push(Op::Delete(*kind, key.clone(), owned.name.clone()));
+        }
+    }
+    for ((kind, key), status) in want {
+        match known.get(&(kind, key.clone())) {
+            None => ops.push(Op::Create(kind, key, status)),
+            Some(owned) if owned.status.as_ref() != Some(&status) => {
+                ops.push(Op::Patch(kind, key, owned.name.clone(), status));
+            }
+            Some(_) => {}
+        }
+    }
+    ops
+}
+
+/// The events a change of report from `before` to `now` gives: `nodeAssigned` for every
+/// Service this node starts announcing over a protocol, `announceFailed` for every Service that
+/// starts failing.
+pub fn events_between(before: &Report, now: &Report, node: &str) -> Vec<(ServiceKey, Event)> {
+    let mut out = Vec::new();
+    for (kind, was, is) in [
+        (Kind::Layer2, &before.l2, &now.l2),
+        (Kind::Bgp, &before.bgp, &now.bgp),
+    ] {
+        for key in is.keys().filter(|k| !was.contains_key(*k)) {
+            out.push((key.clone(), events::node_assigned(node, kind.protocol())));
+        }
+    }
+    for (key, interfaces) in &now.failed {
+        if !before.failed.contains_key(key) {
+            out.push((key.clone(), events::announce_failed(node, interfaces)));
+        }
+    }
+    out
+}
+
+/// Writes a node's report to the API server.
+pub struct StatusWriter {
+    client: Client,
+    namespace: String,
+    node: String,
+    reporter: Reporter,
+    known: BTreeMap<(Kind, ServiceKey), Owned>,
+    reported: Report,
+}
+
+enum Done {
+    Written(Kind, ServiceKey, Owned),
+    Deleted(Kind, ServiceKey),
+    /// Created, but the status write failed: retried as a patch.
+    Created(Kind, ServiceKey, String),
+    Failed,
+}
+
+impl StatusWriter {
+    /// A writer for node `node`, status objects in `namespace`, events reported as
+    /// `instance` (the pod name, or the node's).
+    pub fn new(client: Client, namespace: &str, node: &str, instance: &str) -> Self {
+        Self {
+            client,
+            namespace: namespace.into(),
+            node: node.into(),
+            reporter: Reporter {
+                controller: REPORTER.into(),
+                instance: Some(instance.into()),
+            },
+            known: BTreeMap::new(),
+            reported: Report::default(),
+        }
+    }
+
+    fn api(&self, kind: Kind) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), &self.namespace, &kind.resource())
+    }
+
+    /// The objects the writer believes it owns.
+    pub fn known(&self) -> &BTreeMap<(Kind, ServiceKey), Owned> {
+        &self.known
+    }
+
+    /// Reads the objects earlier runs left for this node; deletes duplicates and objects
+    /// without the Service labels.
+    ///
+    /// Fails when the list fails.
+    pub async fn adopt(&mut self) -> Result<(), kube::Error> {
+        for kind in [Kind::Layer2, Kind::Bgp] {
+            let api = self.api(kind);
+            let list = api
+                .list(&ListParams::default().labels(&format!("{NODE_LABEL}={}", self.node)))
+                .await?;
+            for o in list.items {
+                let Some(name) = o.metadata.name.clone() else {
+                    continue;
+                };
+                let labels = o.metadata.labels.clone().unwrap_or_default();
+                let key = match (
+                    labels.get(SERVICE_NAMESPACE_LABEL),
+                    labels.get(SERVICE_NAME_LABEL),
+                ) {
+                    (Some(ns), Some(n)) => Some(ServiceKey::new(ns.as_str(), n.as_str())),
+                    _ => None,
+                };
+                let slot = key.clone().map(|k| (kind, k));
+                if let Some(slot) = slot.filter(|s| !self.known.contains_key(s)) {
+                    let status = o.data.get("status").cloned();
+                    self.known.insert(slot, Owned { name, status });
+                } else if let Err(e) = api.delete(&name, &DeleteParams::default()).await
+                    && !matches!(&e, kube::Error::Api(s) if s.code == 404)
+                {
+                    tracing::warn!(name, error = %e, "cannot delete a stray status object");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings the objects and events in line with `report`. `services` gives the Service
+    /// objects (events need their UID); `owner` is this node's Node, which owns the objects.
+    /// Returns false when a write failed (call again later to retry).
+    pub async fn sync(
+        &mut self,
+        report: &Report,
+        services: &Store<Service>,
+        owner: Option<&Node>,
+    ) -> bool {
+        let events = events_between(&self.reported, report, &self.node);
+        self.reported = report.clone();
+        for (key, event) in events {
+            let Some(svc) = services.get(&ObjectRef::new(&key.name).within(&key.namespace)) else {
+                continue;
+            };
+            let reference = svc.object_ref(&());
+            if let Err(e) = emit(&self.client, &self.reporter, &reference, &event).await {
+                tracing::warn!(service = %key, reason = event.reason, error = %e, "cannot create event");
+            }
+        }
+        let ops = diff(&self.known, report, &self.node);
+        let owner = owner.and_then(owner_reference);
+        let results: Vec<Done> = stream::iter(ops)
+            .map(|op| self.run(op, owner.clone()))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut ok = true;
+        for done in results {
+            match done {
+                Done::Written(kind, key, owned) => {
+                    self.known.insert((kind, key), owned);
+                }
+                Done::Deleted(kind, key) => {
+                    self.known.remove(&(kind, key));
+                }
+                Done::Created(kind, key, name) => {
+                    ok = false;
+                    self.known.insert((kind, key), Owned { name, status: None });
+                }
+                Done::Failed => ok = false,
+            }
+        }
+        ok
+    }
+
+    async fn run(&self, op: Op, owner: Option<Value>) -> Done {
+        match op {
+            Op::Delete(kind, key, name) => {
+                match self.api(kind).delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => Done::Deleted(kind, key),
+                    Err(kube::Error::Api(s)) if s.code == 404 => Done::Deleted(kind, key),
+                    Err(e) => {
+                        tracing::warn!(service = %key, name, error = %e, "cannot delete a status object");
+                        Done::Failed
+                    }
+                }
+            }
+            Op::Patch(kind, key, name, status) => match self.patch(kind, &name, &status).await {
+                Ok(()) => Done::Written(
+                    kind,
+                    key,
+                    Owned {
+                        name,
+                        status: Some(status),
+                    },
+                ),
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    // Deleted behind our back: create it again next time.
+                    Done::Deleted(kind, key)
+                }
+                Err(e) => {
+                    tracing::warn!(service = %key, name, error = %e, "cannot write a status object");
+                    Done::Failed
+                }
+            },
+            Op::Create(kind, key, status) => {
+                let name = match self.create(kind, &key, owner).await {
+                    Ok(name) => name,
+                    Err(e) => {
+                        tracing::warn!(service = %key, error = %e, "cannot create a status object");
+                        return Done::Failed;
+                    }
+                };
+                match self.patch(kind, &name, &status).await {
+                    Ok(()) => Done::Written(
+                        kind,
+                        key,
+                        Owned {
+                            name,
+                            status: Some(status),
+                        },
+                    ),
+                    Err(e) => {
+                        tracing::warn!(service = %key, name, error = %e, "cannot write a status object");
+                        Done::Created(kind, key, name)
+                    }
+                }
+            }
+        }
+    }
+
+    async fn create(
+        &self,
+        kind: Kind,
+        key: &ServiceKey,
+        owner: Option<Value>,
+    ) -> Result<String, kube::Error> {
+        let resource = kind.resource();
+        let mut metadata = json!({
+            "generateName": kind.prefix(),
+            "namespace": self.namespace,
+            "labels": {
+                NODE_LABEL: self.node,
+                SERVICE_NAME_LABEL: &*key.name,
+                SERVICE_NAMESPACE_LABEL: &*key.namespace,
+            },
+        });
+        if let (Some(owner), Some(m)) = (owner, metadata.as_object_mut()) {
+            m.insert("ownerReferences".into(), json!([owner]));
+        }
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": resource.api_version,
+            "kind": resource.kind,
+            "metadata": metadata,
+            "spec": {},
+        }))
+        .map_err(kube::Error::SerdeError)?;
+        let created = self
+            .api(kind)
+            .create(&PostParams::default(), &object)
+            .await?;
+        Ok(created.metadata.name.unwrap_or_default())
+    }
+
+    async fn patch(&self, kind: Kind, name: &str, status: &Value) -> Result<(), kube::Error> {
+        self.api(kind)
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({ "status": status })),
+            )
+            .await
+            .map(|_| ())
+    }
+}
+
+/// An owner reference to `node`, when it has a UID.
+fn owner_reference(node: &Node) -> Option<Value> {
+    Some(json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "name": node.metadata.name.as_deref()?,
+        "uid": node.metadata.uid.as_deref()?,
+    }))
+}
