@@ -91,9 +91,9 @@ const CONTROLLER_NAMESPACE_RULES: Rules = &[
 ];
 
 const SPEAKER_CLUSTER_RULES: Rules = &[
-    ("", &["services", "nodes", "namespaces"], &["list", "watch"]),
+    ("", &["services", "nodes"], &["list", "watch"]),
     ("discovery.k8s.io", &["endpointslices"], &["list", "watch"]),
-    ("events.k8s.io", &["events"], &["create", "patch"]),
+    ("events.k8s.io", &["events"], &["create"]),
 ];
 
 const SPEAKER_NAMESPACE_RULES: Rules = &[
@@ -101,7 +101,7 @@ const SPEAKER_NAMESPACE_RULES: Rules = &[
     (
         "metallb.io",
         &["servicel2statuses", "servicebgpstatuses"],
-        &["get", "list", "watch", "create", "patch", "delete"],
+        &["list", "create", "delete"],
     ),
     (
         "metallb.io",
@@ -111,24 +111,10 @@ const SPEAKER_NAMESPACE_RULES: Rules = &[
     (
         "metallb.io",
         &["configurationstates"],
-        &["get", "create", "patch"],
+        &["get", "create"],
     ),
     ("metallb.io", &["configurationstates/status"], &["patch"]),
-    ("", &["secrets"], &["get", "list", "watch"]),
-    ("", &["pods"], &["list", "watch"]),
-];
-
-/// Flags of `lb-k8s speaker` (the subcommand arrives in the next release; until then the
-/// test checks the manifests against this list instead of the binary's `--help`).
-const SPEAKER_FLAGS: &[&str] = &[
-    "--node-name",
-    "--namespace",
-    "--lb-class",
-    "--listen",
-    "--ml-bindport",
-    "--ml-secret-key-path",
-    "--log-level",
-    "--log-format",
+    ("", &["secrets"], &["list", "watch"]),
 ];
 
 const LOG_LEVELS: &[&str] = &["all", "debug", "info", "warn", "error", "none"];
@@ -601,26 +587,22 @@ fn check_resources(container: &Container) {
 
 /// Every flag is one the subcommand has: from `lb-k8s SUBCOMMAND --help` when the binary
 /// has the subcommand, else from `fallback`.
-fn check_flags_exist(subcommand: &str, flags: &BTreeMap<&str, &str>, fallback: &[&str]) {
+fn check_flags_exist(subcommand: &str, flags: &BTreeMap<&str, &str>) {
     let output = Command::new(env!("CARGO_BIN_EXE_lb-k8s"))
         .args([subcommand, "--help"])
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&output.stdout).into_owned();
-    let known: BTreeSet<String> = if output.status.success() {
-        help.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-            .filter(|w| w.starts_with("--"))
-            .map(str::to_owned)
-            .collect()
-    } else {
-        assert_ne!(
-            subcommand,
-            "controller",
-            "lb-k8s controller --help failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        fallback.iter().map(|f| (*f).to_owned()).collect()
-    };
+    assert!(
+        output.status.success(),
+        "lb-k8s {subcommand} --help failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let known: BTreeSet<String> = help
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--"))
+        .map(str::to_owned)
+        .collect();
     for flag in flags.keys() {
         assert!(
             known.contains(*flag),
@@ -696,7 +678,7 @@ fn check_controller(deployment: &Deployment, expect: &Expect<'_>) {
     assert_eq!(args[0], "controller");
     assert!(container.command.is_none(), "the image's entrypoint runs");
     let flags = flags(args);
-    check_flags_exist("controller", &flags, &[]);
+    check_flags_exist("controller", &flags);
     assert_eq!(flags.contains_key("--leader-elect"), expect.leader_elect);
     assert_eq!(flags.get("--lb-class").copied(), expect.lb_class);
     assert!(LOG_LEVELS.contains(&flags["--log-level"]));
@@ -757,7 +739,7 @@ fn check_speaker(daemon_set: &DaemonSet, expect: &Expect<'_>) {
     let args = container.args.as_deref().unwrap();
     assert_eq!(args[0], "speaker");
     let flags = flags(args);
-    check_flags_exist("speaker", &flags, SPEAKER_FLAGS);
+    check_flags_exist("speaker", &flags);
     assert_eq!(flags.get("--lb-class").copied(), expect.lb_class);
     assert!(LOG_LEVELS.contains(&flags["--log-level"]));
     assert_eq!(
@@ -767,6 +749,10 @@ fn check_speaker(daemon_set: &DaemonSet, expect: &Expect<'_>) {
     assert_eq!(
         env_field_ref(container, "METALLB_NAMESPACE"),
         "metadata.namespace"
+    );
+    assert_eq!(
+        env_field_ref(container, "METALLB_ML_BIND_ADDR"),
+        "status.podIP"
     );
 
     // The memberlist key: the Secret mounted read-only where --ml-secret-key-path points.
