@@ -3,7 +3,9 @@
 //! `plan`, a dead owner is replaced by the node `plan --down` predicts, an unsettled view
 //! holds layer-2 back but not BGP, membership off counts every node alive, BGP sessions are
 //! mapped from `BGPPeer`s field by field, `externalTrafficPolicy: Local` limits BGP to nodes
-//! with an endpoint, and node addresses and router IDs come from `status.addresses`.
+//! with an endpoint, and node addresses and router IDs come from `status.addresses`. The
+//! API-server source's inputs (IPs from Service status, no allocation) give the same decision
+//! as the file source once the controller has recorded the IPs.
 //!
 //! Objects are written as YAML the way an operator applies them. Only documentation prefixes
 //! are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32).
@@ -22,6 +24,7 @@ use lb_bgp::wire::Family;
 use lb_k8s::announce::{AnnounceProtocol, NodeAnnouncements};
 use lb_k8s::input::Objects;
 use lb_k8s::plan::{PlanOptions, plan};
+use lb_k8s::speaker::cluster::inputs_from_cluster;
 use lb_k8s::speaker::{
     Desired, GRACEFUL_RESTART_TIME, Inputs, Liveness, default_router_id, desired, node_addresses,
     session_peers,
@@ -473,6 +476,147 @@ fn a_local_policy_bgp_service_is_advertised_only_from_its_endpoint_node() {
         // Every node keeps its session either way.
         assert_eq!(d.peers.len(), 1, "{n}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API-server source
+// ---------------------------------------------------------------------------------------------
+
+/// Writes each Service's planned IPs into its `status.loadBalancer.ingress`, as the
+/// controller would.
+fn record_planned_ips(objects: &mut Objects) {
+    let planned = plan(objects, &PlanOptions::default()).unwrap();
+    for svc in &mut objects.services {
+        let name = svc.metadata.name.clone().unwrap();
+        let Some(p) = planned.services.iter().find(|p| p.name == name) else {
+            continue;
+        };
+        let ingress: Vec<serde_json::Value> = p
+            .ips
+            .iter()
+            .map(|ip| serde_json::json!({"ip": ip.to_string()}))
+            .collect();
+        svc.status = Some(
+            serde_json::from_value(serde_json::json!({"loadBalancer": {"ingress": ingress}}))
+                .unwrap(),
+        );
+    }
+}
+
+fn cluster_inputs(objects: &Objects, options: &PlanOptions) -> Inputs {
+    inputs_from_cluster(
+        objects,
+        objects.services.iter(),
+        objects.endpoint_slices.iter(),
+        options,
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_cluster_source_decides_what_the_file_source_decides_once_ips_are_recorded() {
+    let yaml = nodes_yaml()
+        + L2_POOL
+        + BGP_POOL
+        + &l2_services(6)
+        + &service("api", 10, Some("bgp-pool"), true)
+        + &endpoints("api", 10, &["node-c"]);
+    let mut objects = objects(&yaml);
+    record_planned_ips(&mut objects);
+    let from_file = inputs(&objects);
+    // The stores hand Services over in any order; the decision must not care.
+    let mut shuffled = objects.clone();
+    shuffled.services.reverse();
+    shuffled.endpoint_slices.reverse();
+    let from_cluster = cluster_inputs(&shuffled, &PlanOptions::default());
+    assert_eq!(from_cluster.services.len(), 7);
+    for n in NODES {
+        for live in [
+            all_alive(),
+            Liveness {
+                alive: Some(set(&[n])),
+                settled: true,
+            },
+        ] {
+            let a = desired(&from_file, n, &live);
+            let b = desired(&from_cluster, n, &live);
+            let sorted = |d: &Desired| {
+                let mut l2: Vec<String> = d.node.l2.iter().map(|e| format!("{e:?}")).collect();
+                let mut bgp: Vec<String> = d.node.bgp.iter().map(|e| format!("{e:?}")).collect();
+                l2.sort();
+                bgp.sort();
+                (l2, bgp, d.peers.clone())
+            };
+            assert_eq!(sorted(&a), sorted(&b), "{n}");
+        }
+    }
+}
+
+#[test]
+fn the_cluster_source_announces_only_recorded_ips_of_its_class() {
+    let yaml = nodes_yaml()
+        + L2_POOL
+        + &l2_services(2)
+        + "---\napiVersion: v1\nkind: Service\nmetadata: {name: other-class, namespace: default}\n\
+           spec: {type: LoadBalancer, loadBalancerClass: example.com/other}\n\
+           status: {loadBalancer: {ingress: [{ip: 192.0.2.111}]}}\n"
+        + "---\napiVersion: v1\nkind: Service\nmetadata: {name: internal, namespace: default}\n\
+           spec: {type: ClusterIP}\n\
+           status: {loadBalancer: {ingress: [{ip: 192.0.2.112}]}}\n";
+    let mut objects = objects(&yaml);
+    // Only web-0 has been given an IP by the controller so far.
+    for svc in &mut objects.services {
+        if svc.metadata.name.as_deref() == Some("web-0") {
+            svc.status = Some(
+                serde_json::from_value(
+                    serde_json::json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.105"}]}}),
+                )
+                .unwrap(),
+            );
+        }
+    }
+    let cluster = cluster_inputs(&objects, &PlanOptions::default());
+    let names: Vec<String> = cluster
+        .services
+        .iter()
+        .map(|s| s.view.key.to_string())
+        .collect();
+    assert_eq!(names, ["default/web-0"]);
+    assert_eq!(cluster.services[0].view.ingress_ips, [ip("192.0.2.105")]);
+    assert_eq!(cluster.services[0].endpoints.len(), 3);
+    // The file source, by contrast, allocates for web-1 as the controller would.
+    assert_eq!(inputs(&objects).services.len(), 2);
+    // With the class flag, only the class's Service is announced.
+    let other = cluster_inputs(
+        &objects,
+        &PlanOptions {
+            lb_class: Some("example.com/other".into()),
+            ..PlanOptions::default()
+        },
+    );
+    let names: Vec<String> = other
+        .services
+        .iter()
+        .map(|s| s.view.key.to_string())
+        .collect();
+    assert_eq!(names, ["default/other-class"]);
+    // An invalid configuration is an error naming the object, not an empty input.
+    let mut broken = objects.clone();
+    broken.pools[0].spec.addresses = vec!["not-an-address".into()];
+    let errors = inputs_from_cluster(
+        &broken,
+        broken.services.iter(),
+        broken.endpoint_slices.iter(),
+        &PlanOptions::default(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(errors.contains("l2-pool"), "{errors}");
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -469,3 +469,188 @@ fn owner_reference(node: &Node) -> Option<Value> {
         "uid": node.metadata.uid.as_deref()?,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::announce::{BgpEntry, L2Entry, NodeAnnouncements};
+
+    fn l2(service: &str, ip: &str, interfaces: &[&str]) -> L2Entry {
+        L2Entry {
+            service: service.into(),
+            ip: ip.parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+            interfaces: interfaces.iter().map(|s| (*s).to_string()).collect(),
+        }
+    }
+
+    fn bgp(service: &str, prefix: &str, peers: &[&str]) -> BgpEntry {
+        BgpEntry {
+            service: service.into(),
+            prefix: prefix.parse().unwrap_or_default(),
+            peers: peers.iter().map(|s| (*s).to_string()).collect(),
+            communities: Vec::new(),
+            large_communities: Vec::new(),
+            local_pref: None,
+        }
+    }
+
+    fn decision(l2_entries: Vec<L2Entry>, bgp_entries: Vec<BgpEntry>) -> Desired {
+        Desired {
+            node: NodeAnnouncements {
+                name: "n1".into(),
+                l2: l2_entries,
+                bgp: bgp_entries,
+                not_announced: Vec::new(),
+            },
+            announcements: Vec::new(),
+            peers: Vec::new(),
+            l2_held: false,
+        }
+    }
+
+    fn key(s: &str) -> ServiceKey {
+        key_from(s).unwrap_or_else(|| ServiceKey::new("", ""))
+    }
+
+    fn active(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn interfaces_of_a_service_are_merged_and_an_unrestricted_ad_wins() {
+        let d = decision(
+            vec![
+                l2("ns/a", "192.0.2.1", &["eth1"]),
+                l2("ns/a", "2001:db8::1", &["eth0", "eth1"]),
+                l2("ns/b", "192.0.2.2", &["eth0"]),
+                l2("ns/b", "192.0.2.3", &[]),
+            ],
+            vec![
+                bgp("ns/c", "198.51.100.1/32", &["r2", "r1"]),
+                bgp("ns/c", "2001:db8::c/128", &["r1"]),
+            ],
+        );
+        let r = report(&d, &active(&["eth0", "eth1"]));
+        assert_eq!(
+            r.l2.get(&key("ns/a")),
+            Some(&vec!["eth0".to_string(), "eth1".to_string()])
+        );
+        assert_eq!(r.l2.get(&key("ns/b")), Some(&Vec::new()));
+        assert_eq!(
+            r.bgp.get(&key("ns/c")),
+            Some(&vec!["r1".to_string(), "r2".to_string()])
+        );
+        assert!(r.failed.is_empty());
+    }
+
+    #[test]
+    fn a_service_whose_interfaces_are_all_absent_fails_and_gets_no_status() {
+        let d = decision(
+            vec![
+                l2("ns/a", "192.0.2.1", &["eth9"]),
+                l2("ns/b", "192.0.2.2", &["eth9", "eth0"]),
+                l2("ns/c", "192.0.2.3", &[]),
+            ],
+            Vec::new(),
+        );
+        let r = report(&d, &active(&["eth0"]));
+        assert_eq!(r.failed.get(&key("ns/a")), Some(&vec!["eth9".to_string()]));
+        assert!(!r.l2.contains_key(&key("ns/a")));
+        assert!(r.l2.contains_key(&key("ns/b")));
+        assert!(r.l2.contains_key(&key("ns/c")));
+        let ops = diff(&BTreeMap::new(), &r, "n1");
+        assert_eq!(ops.len(), 2);
+    }
+
+    #[test]
+    fn diff_creates_patches_and_deletes() {
+        let mut r = Report::default();
+        r.l2.insert(key("ns/a"), vec!["eth0".into()]);
+        r.l2.insert(key("ns/b"), Vec::new());
+        r.bgp.insert(key("ns/a"), vec!["r1".into()]);
+        let mut known = BTreeMap::new();
+        // Up to date.
+        known.insert(
+            (Kind::Layer2, key("ns/a")),
+            Owned {
+                name: "l2-aaaaa".into(),
+                status: Some(status_of(
+                    Kind::Layer2,
+                    "n1",
+                    &key("ns/a"),
+                    &["eth0".into()],
+                )),
+            },
+        );
+        // Created earlier but its status write failed.
+        known.insert(
+            (Kind::Layer2, key("ns/b")),
+            Owned {
+                name: "l2-bbbbb".into(),
+                status: None,
+            },
+        );
+        // No longer announced.
+        known.insert(
+            (Kind::Bgp, key("ns/gone")),
+            Owned {
+                name: "bgp-ggggg".into(),
+                status: None,
+            },
+        );
+        let ops = diff(&known, &r, "n1");
+        assert_eq!(
+            ops,
+            vec![
+                Op::Delete(Kind::Bgp, key("ns/gone"), "bgp-ggggg".into()),
+                Op::Patch(
+                    Kind::Layer2,
+                    key("ns/b"),
+                    "l2-bbbbb".into(),
+                    json!({"node": "n1", "serviceName": "b", "serviceNamespace": "ns", "interfaces": []}),
+                ),
+                Op::Create(
+                    Kind::Bgp,
+                    key("ns/a"),
+                    json!({"node": "n1", "serviceName": "a", "serviceNamespace": "ns", "peers": ["r1"]}),
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn events_only_on_transitions() {
+        let mut before = Report::default();
+        before.l2.insert(key("ns/a"), Vec::new());
+        let mut now = before.clone();
+        now.bgp.insert(key("ns/a"), vec!["r1".into()]);
+        now.l2.insert(key("ns/b"), Vec::new());
+        now.failed.insert(key("ns/c"), vec!["eth9".into()]);
+        let events = events_between(&before, &now, "n1");
+        let shown: Vec<(String, &str, String)> = events
+            .iter()
+            .map(|(k, e)| (k.to_string(), e.reason, e.message.clone()))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                (
+                    "ns/b".to_string(),
+                    "nodeAssigned",
+                    "announcing from node \"n1\" with protocol \"layer2\"".to_string()
+                ),
+                (
+                    "ns/a".to_string(),
+                    "nodeAssigned",
+                    "announcing from node \"n1\" with protocol \"bgp\"".to_string()
+                ),
+                (
+                    "ns/c".to_string(),
+                    "announceFailed",
+                    "node \"n1\" has none of the interfaces the L2Advertisements allow (eth9): not announced".to_string()
+                ),
+            ]
+        );
+        assert!(events_between(&now, &now, "n1").is_empty());
+    }
+}
