@@ -75,19 +75,31 @@ impl Objects {
                 max_events: 200_000_000,
             },
         };
-        let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)
-            .map_err(|e| InputError {
-                source_name: source_name.into(),
-                document: 1,
-                reason: format!("invalid YAML: {e}"),
-            })?;
-        for (i, doc) in documents.into_iter().enumerate() {
-            let err = |reason: String| InputError {
-                source_name: source_name.into(),
-                document: i + 1,
-                reason,
-            };
-            self.add_value(doc).map_err(err)?;
+        // One document at a time: the JSON tree of a whole cluster dump is many times the
+        // size of the typed objects, and the allocator keeps such a peak long after it is
+        // freed. On a syntax error the whole text is parsed again, so the error's line
+        // numbers count from the top of the text.
+        let whole_text_error = |options| InputError {
+            source_name: source_name.into(),
+            document: 1,
+            reason: match serde_saphyr::from_multiple_with_options::<Value>(text, options) {
+                Err(e) => format!("invalid YAML: {e}"),
+                Ok(_) => "invalid YAML".into(),
+            },
+        };
+        let mut count = 0usize;
+        for part in split_documents(text) {
+            let documents: Vec<Value> =
+                serde_saphyr::from_multiple_with_options(part, options.clone())
+                    .map_err(|_| whole_text_error(options.clone()))?;
+            for doc in documents {
+                count += 1;
+                self.add_value(doc).map_err(|reason| InputError {
+                    source_name: source_name.into(),
+                    document: count,
+                    reason,
+                })?;
+            }
         }
         Ok(())
     }
@@ -179,6 +191,102 @@ impl Objects {
     }
 }
 
+/// Splits a multi-document YAML text before each document marker (`---` at the start of a
+/// line, alone or followed by a space). YAML forbids such a line inside any scalar, so every
+/// part parses on its own to the documents it holds. A text with directives (`%YAML`, whose
+/// scope ends at the next marker) stays whole.
+fn split_documents(text: &str) -> Vec<&str> {
+    let is_marker = |line: &str| {
+        line.strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r']))
+    };
+    let mut starts: Vec<usize> = Vec::new();
+    let mut offset = 0usize;
+    for line in text.split_inclusive('\n') {
+        if line.starts_with('%') {
+            return vec![text];
+        }
+        if offset > 0 && is_marker(line.trim_end_matches('\n')) {
+            starts.push(offset);
+        }
+        offset += line.len();
+    }
+    let mut parts = Vec::with_capacity(starts.len() + 1);
+    let mut from = 0usize;
+    for at in starts {
+        parts.push(text.get(from..at).unwrap_or(""));
+        from = at;
+    }
+    parts.push(text.get(from..).unwrap_or(""));
+    parts
+}
+
 fn typed<T: DeserializeOwned>(what: &str, doc: Value) -> Result<T, String> {
     serde_json::from_value(doc).map_err(|e| format!("{what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_split_only_at_markers() {
+        let text = "a: 1\n---\nb: |\n  ---\n  x\n--- {c: 3}\n----\n---\r\nd: 4\n";
+        assert_eq!(
+            split_documents(text),
+            [
+                "a: 1\n",
+                "---\nb: |\n  ---\n  x\n",
+                "--- {c: 3}\n----\n",
+                "---\r\nd: 4\n"
+            ]
+        );
+        assert_eq!(
+            split_documents("%YAML 1.2\n---\na: 1\n---\nb: 2\n").len(),
+            1
+        );
+        assert_eq!(split_documents(""), [""]);
+    }
+
+    #[test]
+    fn split_parsing_reads_what_whole_parsing_reads() {
+        let text = "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n---\n\
+                    apiVersion: v1\nkind: Namespace\nmetadata:\n  name: b\n  annotations:\n    \
+                    note: |\n      ---\n      not a marker\n";
+        let mut objects = Objects::default();
+        assert!(objects.add_yaml("t", text).is_ok());
+        let names: Vec<Option<String>> = objects
+            .namespaces
+            .iter()
+            .map(|n| n.metadata.name.clone())
+            .collect();
+        assert_eq!(names, [Some("a".to_string()), Some("b".to_string())]);
+    }
+
+    #[test]
+    fn a_syntax_error_in_a_later_document_keeps_its_line_number() {
+        let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\nkind: [\n";
+        let split = Objects::default().add_yaml("t", text).err();
+        let options = serde_saphyr::options! {};
+        let whole = serde_saphyr::from_multiple_with_options::<Value>(text, options)
+            .err()
+            .map(|e| format!("invalid YAML: {e}"));
+        assert!(whole.is_some());
+        assert_eq!(split.map(|e| e.reason), whole);
+    }
+
+    #[test]
+    fn a_bad_object_is_numbered_across_parts() {
+        let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n---\nkind: Node\n";
+        let e = Objects::default().add_yaml("t", text).err();
+        // The numbering of a whole-text parse.
+        let whole: Vec<Value> =
+            serde_saphyr::from_multiple_with_options(text, serde_saphyr::options! {})
+                .unwrap_or_default();
+        let bad = whole
+            .iter()
+            .position(|d| d.get("kind").is_some_and(|k| k == "Node"));
+        assert!(bad.is_some());
+        assert_eq!(e.map(|e| e.document), bad.map(|i| i + 1));
+    }
 }

@@ -224,6 +224,7 @@ pub fn prepare(objects: &Objects, options: &PlanOptions) -> Result<Prepared, Con
         sp.error = c.error;
     }
 
+    let endpoints = announce::endpoint_index(&objects.endpoint_slices);
     let services: Vec<ServiceState> = views
         .iter()
         .zip(&plans)
@@ -231,7 +232,7 @@ pub fn prepare(objects: &Objects, options: &PlanOptions) -> Result<Prepared, Con
             let mut view = v.clone();
             view.ingress_ips = p.ips.clone();
             ServiceState {
-                endpoints: announce::endpoints_of(&view.key, &objects.endpoint_slices),
+                endpoints: endpoints.get(&view.key).cloned().unwrap_or_default(),
                 view,
             }
         })

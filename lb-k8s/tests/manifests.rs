@@ -108,11 +108,7 @@ const SPEAKER_NAMESPACE_RULES: Rules = &[
         &["servicel2statuses/status", "servicebgpstatuses/status"],
         &["patch"],
     ),
-    (
-        "metallb.io",
-        &["configurationstates"],
-        &["get", "create"],
-    ),
+    ("metallb.io", &["configurationstates"], &["get", "create"]),
     ("metallb.io", &["configurationstates/status"], &["patch"]),
     ("", &["secrets"], &["list", "watch"]),
 ];

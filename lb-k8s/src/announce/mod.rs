@@ -8,7 +8,7 @@
 mod bgp;
 mod l2;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Node;
@@ -107,14 +107,18 @@ pub fn slice_endpoints(slice: &EndpointSlice) -> impl Iterator<Item = EndpointSt
     })
 }
 
-/// The endpoints of service `key` from all EndpointSlices (matched by the
-/// `kubernetes.io/service-name` label in the service's namespace).
-pub fn endpoints_of(key: &ServiceKey, slices: &[EndpointSlice]) -> Vec<EndpointState> {
-    slices
-        .iter()
-        .filter(|s| slice_service(s).as_ref() == Some(key))
-        .flat_map(slice_endpoints)
-        .collect()
+/// The endpoints of every Service, from all EndpointSlices in one pass (a slice belongs to
+/// the Service its `kubernetes.io/service-name` label names, in its namespace).
+pub fn endpoint_index<'a>(
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+) -> HashMap<ServiceKey, Vec<EndpointState>> {
+    let mut index: HashMap<ServiceKey, Vec<EndpointState>> = HashMap::new();
+    for slice in slices {
+        if let Some(key) = slice_service(slice) {
+            index.entry(key).or_default().extend(slice_endpoints(slice));
+        }
+    }
+    index
 }
 
 /// A service as the announcement rules see it.

@@ -283,7 +283,13 @@ where
                                 seen.remove(&(o.meta().namespace.clone(), o.meta().name.clone()));
                                 false
                             }
-                            watcher::Event::Init | watcher::Event::InitDone => false,
+                            // A new list: what was seen before may be gone now, so an
+                            // object that comes back must count as a change.
+                            watcher::Event::Init => {
+                                seen.clear();
+                                false
+                            }
+                            watcher::Event::InitDone => false,
                         };
                         if unchanged {
                             continue;

@@ -8,18 +8,16 @@
 //! an update that changes none of it wakes nobody: Node heartbeats and ClusterIP Services
 //! never cause a recomputation.
 
-use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus, Secret, Service, ServiceSpec};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client};
-use lb_core::ServiceKey;
 use tokio::sync::mpsc;
 
 use super::{Inputs, node_addresses};
-use crate::announce::{EndpointState, NodeState, ServiceState, slice_endpoints, slice_service};
+use crate::announce::{NodeState, ServiceState, endpoint_index, slice_endpoints, slice_service};
 use crate::config::{Config, ConfigErrors};
 use crate::crd::{
     BFDProfile, BGPAdvertisement, Community, IPAddressPool, L2Advertisement, v1beta2,
@@ -162,15 +160,7 @@ pub fn inputs_from_cluster<'a>(
     let config = Config::from_objects_in(objects, &options.namespace)?;
     let mut warnings = objects.warnings.clone();
     warnings.extend(config.warnings.iter().cloned());
-    let mut endpoints: HashMap<ServiceKey, Vec<EndpointState>> = HashMap::new();
-    for slice in slices {
-        if let Some(key) = slice_service(slice) {
-            endpoints
-                .entry(key)
-                .or_default()
-                .extend(slice_endpoints(slice));
-        }
-    }
+    let mut endpoints = endpoint_index(slices);
     let mut states: Vec<ServiceState> = services
         .filter(|s| service::handled_by(s, options.lb_class.as_deref()))
         .map(service::view)

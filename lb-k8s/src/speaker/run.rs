@@ -83,6 +83,19 @@ pub fn read_file(path: &std::path::Path, options: &PlanOptions) -> Result<Inputs
     })
 }
 
+/// Gives freed heap pages back to the system. glibc keeps the pages of a freed peak (reading
+/// a large file, rebuilding every input) in its arenas, where they count as resident memory
+/// for as long as the process lives.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: `malloc_trim` takes no pointer; it only walks the allocator's own free lists
+    // under the allocator's locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
@@ -122,7 +135,12 @@ fn follow_file(
             last_hash = hash;
             let p = path.clone();
             let o = options.clone();
-            let result = tokio::task::spawn_blocking(move || read_file(&p, &o)).await;
+            let result = tokio::task::spawn_blocking(move || {
+                let inputs = read_file(&p, &o);
+                release_free_memory();
+                inputs
+            })
+            .await;
             match result {
                 Ok(Ok(inputs)) => {
                     for w in &inputs.warnings {
@@ -259,7 +277,12 @@ async fn follow_cluster(
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let (s, o) = (stores.clone(), options.clone());
-        let errors = match tokio::task::spawn_blocking(move || s.inputs(&o)).await {
+        let built = tokio::task::spawn_blocking(move || {
+            let inputs = s.inputs(&o);
+            release_free_memory();
+            inputs
+        });
+        let errors = match built.await {
             Ok(Ok(inputs)) => {
                 if inputs.warnings != last_warnings {
                     for w in &inputs.warnings {
@@ -320,7 +343,10 @@ async fn write_statuses(
     mut reports: watch::Receiver<Option<Report>>,
 ) {
     let mut adopted = false;
-    let mut pending = false;
+    // The newest report, and whether it is fully written.
+    let mut want: Option<Report> = None;
+    let mut done = true;
+    let mut stopping = false;
     let mut retry = tokio::time::interval(RETRY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -332,23 +358,31 @@ async fn write_statuses(
                 }
             }
         }
-        let stopping = tokio::select! {
-            r = reports.changed() => r.is_err(),
-            _ = retry.tick(), if pending || !adopted => false,
-        };
-        let report = if stopping {
-            Some(Report::default())
-        } else {
-            reports.borrow_and_update().clone()
-        };
-        if let (true, Some(report)) = (adopted, report) {
-            let owner = stores.nodes.get(&ObjectRef::new(&node));
-            pending = !writer
-                .sync(&report, &stores.services, owner.as_deref())
-                .await;
+        if adopted && !done {
+            done = match &want {
+                Some(report) => {
+                    let owner = stores.nodes.get(&ObjectRef::new(&node));
+                    writer
+                        .sync(report, &stores.services, owner.as_deref())
+                        .await
+                }
+                None => true,
+            };
         }
         if stopping {
             return;
+        }
+        tokio::select! {
+            r = reports.changed() => {
+                want = if r.is_err() {
+                    stopping = true;
+                    Some(Report::default())
+                } else {
+                    reports.borrow_and_update().clone()
+                };
+                done = false;
+            }
+            _ = retry.tick(), if !done || !adopted => {}
         }
     }
 }
@@ -434,6 +468,8 @@ async fn drive(
                 announced = announced_of(&d);
                 last = Some(d);
                 decisions += 1;
+                // The previous decision and inputs are gone: return their pages.
+                release_free_memory();
             }
             // A speaker (re)joined: clients may have moved to another node while it was
             // away (a partition, a flapping link), so tell them again where our IPs are.

@@ -246,6 +246,8 @@ pub struct StatusWriter {
 enum Done {
     Written(Kind, ServiceKey, Owned),
     Deleted(Kind, ServiceKey),
+    /// Its object was deleted behind our back: forgotten, and created again on the retry.
+    Vanished(Kind, ServiceKey),
     /// Created, but the status write failed: retried as a patch.
     Created(Kind, ServiceKey, String),
     Failed,
@@ -300,6 +302,14 @@ impl StatusWriter {
                     _ => None,
                 };
                 let slot = key.clone().map(|k| (kind, k));
+                // A retried adoption sees what it adopted before: keep it.
+                if slot
+                    .as_ref()
+                    .and_then(|s| self.known.get(s))
+                    .is_some_and(|o| o.name == name)
+                {
+                    continue;
+                }
                 if let Some(slot) = slot.filter(|s| !self.known.contains_key(s)) {
                     let status = o.data.get("status").cloned();
                     self.known.insert(slot, Owned { name, status });
@@ -349,6 +359,10 @@ impl StatusWriter {
                 Done::Deleted(kind, key) => {
                     self.known.remove(&(kind, key));
                 }
+                Done::Vanished(kind, key) => {
+                    ok = false;
+                    self.known.remove(&(kind, key));
+                }
                 Done::Created(kind, key, name) => {
                     ok = false;
                     self.known.insert((kind, key), Owned { name, status: None });
@@ -381,8 +395,7 @@ impl StatusWriter {
                     },
                 ),
                 Err(kube::Error::Api(s)) if s.code == 404 => {
-                    // Deleted behind our back: create it again next time.
-                    Done::Deleted(kind, key)
+                    Done::Vanished(kind, key)
                 }
                 Err(e) => {
                     tracing::warn!(service = %key, name, error = %e, "cannot write a status object");
