@@ -394,9 +394,7 @@ impl StatusWriter {
                         status: Some(status),
                     },
                 ),
-                Err(kube::Error::Api(s)) if s.code == 404 => {
-                    Done::Vanished(kind, key)
-                }
+                Err(kube::Error::Api(s)) if s.code == 404 => Done::Vanished(kind, key),
                 Err(e) => {
                     tracing::warn!(service = %key, name, error = %e, "cannot write a status object");
                     Done::Failed
