@@ -73,11 +73,12 @@ fn announced(ns: &Netns) -> usize {
         .count()
 }
 
-fn rss_kib(pid: i32) -> u64 {
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `RssAnon`, `RssFile`).
+fn status_kib(pid: i32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
@@ -130,7 +131,9 @@ fn main() {
     let first = t0.elapsed();
     // Let the takeover rounds finish (4.4 s) before reading memory.
     std::thread::sleep(Duration::from_secs(5));
-    let rss = rss_kib(speaker.pid());
+    let rss = status_kib(speaker.pid(), "VmRSS");
+    let anon = status_kib(speaker.pid(), "RssAnon");
+    let file = status_kib(speaker.pid(), "RssFile");
 
     assert!(speaker.running(), "the speaker stopped");
     speaker.signal(nix::sys::signal::Signal::SIGKILL);
@@ -142,9 +145,12 @@ fn main() {
     });
     let restart = t1.elapsed();
     println!(
-        "speaker, {n} layer-2 services from a file: RSS {:.1} MiB; first start {:.2} s; \
-         restart after kill -9 until all announced {:.2} s",
+        "speaker, {n} layer-2 services from a file: RSS {:.1} MiB (anonymous {:.1} MiB, \
+         file-backed {:.1} MiB); first start {:.2} s; restart after kill -9 until all \
+         announced {:.2} s",
         rss as f64 / 1024.0,
+        anon as f64 / 1024.0,
+        file as f64 / 1024.0,
         first.as_secs_f64(),
         restart.as_secs_f64()
     );
