@@ -619,7 +619,15 @@ async fn apply(backends: &Backends, d: &Desired) {
     if let Err(e) = backends.bgp.set_peers(d.peers.clone()) {
         tracing::error!(error = %e, "BGP peers rejected");
     }
-    if let Err(e) = backends.bgp.resync(&d.announcements).await {
+    // Only what BGP advertises: the BGP table would otherwise keep a copy of every layer-2
+    // announcement too (a sixth of the heap with thousands of layer-2 Services).
+    let bgp: Vec<lb_core::Announcement> = d
+        .announcements
+        .iter()
+        .filter(|a| a.bgp.is_some())
+        .cloned()
+        .collect();
+    if let Err(e) = backends.bgp.resync(&bgp).await {
         tracing::error!(error = %e, "BGP announcements failed");
     }
     tracing::info!(
