@@ -16,7 +16,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use tokio::sync::mpsc;
 
-use super::{Inputs, node_addresses};
+use super::{Inputs, address_map, node_addresses};
 use crate::announce::{NodeState, ServiceState, endpoint_index, slice_endpoints, slice_service};
 use crate::config::{Config, ConfigErrors};
 use crate::crd::{
@@ -174,16 +174,7 @@ pub fn inputs_from_cluster<'a>(
     states.sort_by(|a, b| a.view.key.cmp(&b.view.key));
     let mut nodes: Vec<NodeState> = objects.nodes.iter().map(NodeState::from_node).collect();
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
-    let addresses = objects
-        .nodes
-        .iter()
-        .map(|n| {
-            (
-                n.metadata.name.clone().unwrap_or_default(),
-                node_addresses(n),
-            )
-        })
-        .collect();
+    let addresses = address_map(&objects.nodes);
     Ok(Inputs {
         config,
         services: states,

@@ -64,6 +64,19 @@ pub fn node_addresses(node: &Node) -> Vec<IpAddr> {
         .collect()
 }
 
+/// Every Node's addresses ([`node_addresses`]), by name.
+pub fn address_map(nodes: &[Node]) -> BTreeMap<String, Vec<IpAddr>> {
+    nodes
+        .iter()
+        .map(|n| {
+            (
+                n.metadata.name.clone().unwrap_or_default(),
+                node_addresses(n),
+            )
+        })
+        .collect()
+}
+
 impl Inputs {
     /// Reads the inputs from objects the way `plan` does: Services without IPs get the IPs
     /// the controller would give them, so every speaker fed the same file agrees with `plan`.
@@ -80,16 +93,7 @@ impl Inputs {
             warnings,
             ..
         } = prepare(objects, options)?;
-        let addresses = objects
-            .nodes
-            .iter()
-            .map(|n| {
-                (
-                    n.metadata.name.clone().unwrap_or_default(),
-                    node_addresses(n),
-                )
-            })
-            .collect();
+        let addresses = address_map(&objects.nodes);
         Ok(Self {
             config,
             services,
