@@ -1387,7 +1387,7 @@ spec: {addresses: [198.51.100.0/30, '2001:db8:2::/126']}
     }
 
     fn build(i: usize, s: &Spec, candidates: &[IpAddr]) -> Service {
-        let v4 = format!("10.96.1.{i}");
+        let v4 = format!("203.0.113.{i}");
         let v6 = format!("2001:db8:c1::1:{i}");
         let (ips, families, policy) = match s.families {
             0 => (vec![v4], vec!["IPv4"], "SingleStack"),
