@@ -38,7 +38,7 @@ use lb_k8s::controller::Settings;
 use lb_k8s::crd::{IPAddressPool, IPAddressPoolSpec};
 use lb_k8s::runtime::metrics::Metrics;
 use lb_k8s::runtime::writer::Writer;
-use lb_k8s::runtime::{Engine, Stores};
+use lb_k8s::runtime::{ConfigStores, Engine, Stores};
 use serde_json::json;
 
 const N: usize = 10_000;
@@ -109,13 +109,15 @@ fn service(i: usize, recorded: bool) -> Service {
 fn stores(services: Vec<Service>) -> Stores {
     Stores {
         services: store(services),
-        pools: store(vec![pool()]),
-        l2_advertisements: store(Vec::new()),
-        bgp_advertisements: store(Vec::new()),
-        communities: store(Vec::new()),
-        bfd_profiles: store(Vec::new()),
-        peers: store(Vec::new()),
-        secrets: store(Vec::new()),
+        config: ConfigStores {
+            pools: store(vec![pool()]),
+            l2_advertisements: store(Vec::new()),
+            bgp_advertisements: store(Vec::new()),
+            communities: store(Vec::new()),
+            bfd_profiles: store(Vec::new()),
+            peers: store(Vec::new()),
+            secrets: store(Vec::new()),
+        },
         namespaces: store(Vec::new()),
         nodes: store(Vec::new()),
     }

@@ -50,7 +50,7 @@ use lb_k8s::runtime::http::Encode;
 use lb_k8s::runtime::lease::{Elector, LeaseSettings, Round};
 use lb_k8s::runtime::metrics::Metrics;
 use lb_k8s::runtime::writer::{Writer, configuration_state};
-use lb_k8s::runtime::{Engine, Stores, Trigger};
+use lb_k8s::runtime::{ConfigStores, Engine, Stores, Trigger};
 use lb_k8s::speaker::cluster::SpeakerStores;
 use lb_k8s::speaker::status::{Kind, Owned, Report, StatusWriter};
 use serde_json::{Value, json};
@@ -540,13 +540,15 @@ fn stores(
     let (pools, pools_writer) = cache(pools);
     let stores = Stores {
         services,
-        pools,
-        l2_advertisements: cache(Vec::new()).0,
-        bgp_advertisements: cache(Vec::new()).0,
-        communities: cache(Vec::new()).0,
-        bfd_profiles: cache(Vec::new()).0,
-        peers: cache(Vec::new()).0,
-        secrets: cache(Vec::new()).0,
+        config: ConfigStores {
+            pools,
+            l2_advertisements: cache(Vec::new()).0,
+            bgp_advertisements: cache(Vec::new()).0,
+            communities: cache(Vec::new()).0,
+            bfd_profiles: cache(Vec::new()).0,
+            peers: cache(Vec::new()).0,
+            secrets: cache(Vec::new()).0,
+        },
         namespaces: cache(Vec::new()).0,
         nodes: cache(Vec::new()).0,
     };

@@ -70,11 +70,9 @@ pub enum Trigger {
     Config,
 }
 
-/// The reflectors' caches.
+/// Caches of MetalLB's configuration kinds in its namespace: what both daemons validate.
 #[derive(Clone)]
-pub struct Stores {
-    /// Services, all namespaces.
-    pub services: Store<Service>,
+pub struct ConfigStores {
     /// `IPAddressPool`s.
     pub pools: Store<IPAddressPool>,
     /// `L2Advertisement`s.
@@ -89,6 +87,79 @@ pub struct Stores {
     pub peers: Store<v1beta2::BGPPeer>,
     /// Secrets of the namespace (BGP passwords).
     pub secrets: Store<Secret>,
+}
+
+impl ConfigStores {
+    /// Starts one reflector per kind in `namespace`; every change sends [`Trigger::Config`].
+    pub fn start(client: &Client, namespace: &str, tx: &mpsc::UnboundedSender<Trigger>) -> Self {
+        fn namespaced<K>(
+            client: &Client,
+            namespace: &str,
+            tx: &mpsc::UnboundedSender<Trigger>,
+        ) -> Store<K>
+        where
+            K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+                + Clone
+                + DeserializeOwned
+                + Debug
+                + Send
+                + Sync
+                + 'static,
+            K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+        {
+            reflect(
+                Api::namespaced(client.clone(), namespace),
+                tx.clone(),
+                Watch::config(),
+            )
+        }
+        Self {
+            pools: namespaced(client, namespace, tx),
+            l2_advertisements: namespaced(client, namespace, tx),
+            bgp_advertisements: namespaced(client, namespace, tx),
+            communities: namespaced(client, namespace, tx),
+            bfd_profiles: namespaced(client, namespace, tx),
+            peers: namespaced(client, namespace, tx),
+            secrets: namespaced(client, namespace, tx),
+        }
+    }
+
+    /// The configuration objects (nothing else) as the validator reads them.
+    pub fn objects(&self) -> Objects {
+        Objects {
+            pools: cloned(&self.pools),
+            l2_advertisements: cloned(&self.l2_advertisements),
+            bgp_advertisements: cloned(&self.bgp_advertisements),
+            communities: cloned(&self.communities),
+            bfd_profiles: cloned(&self.bfd_profiles),
+            peers: cloned(&self.peers),
+            secrets: cloned(&self.secrets),
+            ..Objects::default()
+        }
+    }
+
+    /// Waits until every reflector has listed its objects once.
+    ///
+    /// Fails when a reflector stopped.
+    pub async fn wait_until_ready(&self) -> anyhow::Result<()> {
+        self.pools.wait_until_ready().await?;
+        self.l2_advertisements.wait_until_ready().await?;
+        self.bgp_advertisements.wait_until_ready().await?;
+        self.communities.wait_until_ready().await?;
+        self.bfd_profiles.wait_until_ready().await?;
+        self.peers.wait_until_ready().await?;
+        self.secrets.wait_until_ready().await?;
+        Ok(())
+    }
+}
+
+/// The controller's caches.
+#[derive(Clone)]
+pub struct Stores {
+    /// Services, all namespaces.
+    pub services: Store<Service>,
+    /// The configuration kinds.
+    pub config: ConfigStores,
     /// Namespaces (labels for `serviceAllocation.namespaceSelectors`).
     pub namespaces: Store<Namespace>,
     /// Nodes (labels for the advertisement checks).
@@ -110,16 +181,9 @@ impl Stores {
     /// The configuration objects as the validator reads them.
     pub fn objects(&self) -> Objects {
         Objects {
-            pools: cloned(&self.pools),
-            l2_advertisements: cloned(&self.l2_advertisements),
-            bgp_advertisements: cloned(&self.bgp_advertisements),
-            communities: cloned(&self.communities),
-            bfd_profiles: cloned(&self.bfd_profiles),
-            peers: cloned(&self.peers),
-            secrets: cloned(&self.secrets),
             namespaces: cloned(&self.namespaces),
             nodes: cloned(&self.nodes),
-            ..Objects::default()
+            ..self.config.objects()
         }
     }
 
@@ -128,13 +192,7 @@ impl Stores {
     /// Fails when a reflector stopped.
     pub async fn wait_until_ready(&self) -> anyhow::Result<()> {
         self.services.wait_until_ready().await?;
-        self.pools.wait_until_ready().await?;
-        self.l2_advertisements.wait_until_ready().await?;
-        self.bgp_advertisements.wait_until_ready().await?;
-        self.communities.wait_until_ready().await?;
-        self.bfd_profiles.wait_until_ready().await?;
-        self.peers.wait_until_ready().await?;
-        self.secrets.wait_until_ready().await?;
+        self.config.wait_until_ready().await?;
         self.namespaces.wait_until_ready().await?;
         self.nodes.wait_until_ready().await?;
         Ok(())
@@ -155,21 +213,7 @@ impl Stores {
                     trim: no_trim,
                 },
             ),
-            pools: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
-            l2_advertisements: reflect(
-                Api::namespaced(c(), namespace),
-                tx.clone(),
-                Watch::config(),
-            ),
-            bgp_advertisements: reflect(
-                Api::namespaced(c(), namespace),
-                tx.clone(),
-                Watch::config(),
-            ),
-            communities: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
-            bfd_profiles: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
-            peers: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
-            secrets: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
+            config: ConfigStores::start(client, namespace, tx),
             namespaces: reflect(Api::all(c()), tx.clone(), Watch::labels(no_trim)),
             nodes: reflect(
                 Api::all(c()),

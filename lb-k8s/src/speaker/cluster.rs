@@ -10,7 +10,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus, Secret, Service, ServiceSpec};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus, Service, ServiceSpec};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client};
@@ -19,12 +19,9 @@ use tokio::sync::mpsc;
 use super::{Inputs, address_map, node_addresses};
 use crate::announce::{NodeState, ServiceState, endpoint_index, slice_endpoints, slice_service};
 use crate::config::{Config, ConfigErrors};
-use crate::crd::{
-    BFDProfile, BGPAdvertisement, Community, IPAddressPool, L2Advertisement, v1beta2,
-};
 use crate::input::Objects;
 use crate::plan::PlanOptions;
-use crate::runtime::{Trigger, Watch, cloned, config_trigger, labels_hash, reflect};
+use crate::runtime::{ConfigStores, Trigger, Watch, cloned, config_trigger, labels_hash, reflect};
 use crate::service;
 
 /// The speaker's caches.
@@ -36,20 +33,8 @@ pub struct SpeakerStores {
     pub endpoint_slices: Store<EndpointSlice>,
     /// Nodes: labels, addresses, the `NetworkUnavailable` condition.
     pub nodes: Store<Node>,
-    /// `IPAddressPool`s.
-    pub pools: Store<IPAddressPool>,
-    /// `L2Advertisement`s.
-    pub l2_advertisements: Store<L2Advertisement>,
-    /// `BGPAdvertisement`s.
-    pub bgp_advertisements: Store<BGPAdvertisement>,
-    /// `Community` lists.
-    pub communities: Store<Community>,
-    /// `BFDProfile`s.
-    pub bfd_profiles: Store<BFDProfile>,
-    /// `BGPPeer`s (v1beta2).
-    pub peers: Store<v1beta2::BGPPeer>,
-    /// Secrets of the namespace (BGP passwords).
-    pub secrets: Store<Secret>,
+    /// The configuration kinds in MetalLB's namespace.
+    pub config: ConfigStores,
 }
 
 impl SpeakerStores {
@@ -85,21 +70,7 @@ impl SpeakerStores {
                     trim: trim_node,
                 },
             ),
-            pools: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
-            l2_advertisements: reflect(
-                Api::namespaced(c(), namespace),
-                tx.clone(),
-                Watch::config(),
-            ),
-            bgp_advertisements: reflect(
-                Api::namespaced(c(), namespace),
-                tx.clone(),
-                Watch::config(),
-            ),
-            communities: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
-            bfd_profiles: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
-            peers: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
-            secrets: reflect(Api::namespaced(c(), namespace), tx.clone(), Watch::config()),
+            config: ConfigStores::start(client, namespace, tx),
         }
     }
 
@@ -110,14 +81,7 @@ impl SpeakerStores {
         self.services.wait_until_ready().await?;
         self.endpoint_slices.wait_until_ready().await?;
         self.nodes.wait_until_ready().await?;
-        self.pools.wait_until_ready().await?;
-        self.l2_advertisements.wait_until_ready().await?;
-        self.bgp_advertisements.wait_until_ready().await?;
-        self.communities.wait_until_ready().await?;
-        self.bfd_profiles.wait_until_ready().await?;
-        self.peers.wait_until_ready().await?;
-        self.secrets.wait_until_ready().await?;
-        Ok(())
+        self.config.wait_until_ready().await
     }
 
     /// The inputs the caches hold now.
@@ -125,15 +89,8 @@ impl SpeakerStores {
     /// Fails when the configuration is invalid.
     pub fn inputs(&self, options: &PlanOptions) -> Result<Inputs, ConfigErrors> {
         let objects = Objects {
-            pools: cloned(&self.pools),
-            l2_advertisements: cloned(&self.l2_advertisements),
-            bgp_advertisements: cloned(&self.bgp_advertisements),
-            communities: cloned(&self.communities),
-            bfd_profiles: cloned(&self.bfd_profiles),
-            peers: cloned(&self.peers),
-            secrets: cloned(&self.secrets),
             nodes: cloned(&self.nodes),
-            ..Objects::default()
+            ..self.config.objects()
         };
         let services = self.services.state();
         let slices = self.endpoint_slices.state();
@@ -299,7 +256,7 @@ mod tests {
         let mut svc = lb("a");
         if let Some(s) = svc.spec.as_mut() {
             s.type_ = Some("ClusterIP".into());
-            s.cluster_ip = Some("10.0.0.1".into());
+            s.cluster_ip = Some("203.0.113.1".into());
         }
         let before = service_relevance(&svc);
         trim_service(&mut svc);
