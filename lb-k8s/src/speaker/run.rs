@@ -272,43 +272,48 @@ async fn follow_cluster(
         ("metallb.io/node-name".to_string(), node.clone()),
     ]);
     let mut written: Option<Option<String>> = None;
+    let mut errors: Option<String> = None;
     let mut last_warnings: Vec<String> = Vec::new();
     let mut retry = tokio::time::interval(RETRY);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Rebuild on a change; a retry tick only writes the ConfigurationState again.
+    let mut rebuild = true;
     loop {
-        let (s, o) = (stores.clone(), options.clone());
-        let built = tokio::task::spawn_blocking(move || {
-            let inputs = s.inputs(&o);
-            release_free_memory();
-            inputs
-        });
-        let errors = match built.await {
-            Ok(Ok(inputs)) => {
-                if inputs.warnings != last_warnings {
-                    for w in &inputs.warnings {
-                        tracing::warn!(warning = %w, "configuration warning");
+        if rebuild {
+            let (s, o) = (stores.clone(), options.clone());
+            let built = tokio::task::spawn_blocking(move || {
+                let inputs = s.inputs(&o);
+                release_free_memory();
+                inputs
+            });
+            errors = match built.await {
+                Ok(Ok(inputs)) => {
+                    if inputs.warnings != last_warnings {
+                        for w in &inputs.warnings {
+                            tracing::warn!(warning = %w, "configuration warning");
+                        }
+                        last_warnings.clone_from(&inputs.warnings);
                     }
-                    last_warnings.clone_from(&inputs.warnings);
+                    tracing::info!(
+                        services = inputs.services.len(),
+                        nodes = inputs.nodes.len(),
+                        "inputs loaded"
+                    );
+                    let _ = stale.send(false);
+                    if tx.send(Some(Arc::new(inputs))).is_err() {
+                        return;
+                    }
+                    None
                 }
-                tracing::info!(
-                    services = inputs.services.len(),
-                    nodes = inputs.nodes.len(),
-                    "inputs loaded"
-                );
-                let _ = stale.send(false);
-                if tx.send(Some(Arc::new(inputs))).is_err() {
-                    return;
+                Ok(Err(errors)) => {
+                    let summary = errors.to_string();
+                    tracing::error!(errors = %summary, "configuration rejected; the last valid one stays in force");
+                    let _ = stale.send(true);
+                    Some(summary)
                 }
-                None
-            }
-            Ok(Err(errors)) => {
-                let summary = errors.to_string();
-                tracing::error!(errors = %summary, "configuration rejected; the last valid one stays in force");
-                let _ = stale.send(true);
-                Some(summary)
-            }
-            Err(e) => Some(format!("reading the inputs failed: {e}")),
-        };
+                Err(e) => Some(format!("reading the inputs failed: {e}")),
+            };
+        }
         if written.as_ref() != Some(&errors) {
             match configuration_state(
                 &client,
@@ -325,12 +330,14 @@ async fn follow_cluster(
             }
         }
         let pending = written.as_ref() != Some(&errors);
-        tokio::select! {
-            t = triggers.recv() => if t.is_none() { return },
-            _ = retry.tick(), if pending => {}
+        rebuild = tokio::select! {
+            t = triggers.recv() => if t.is_none() { return } else { true },
+            _ = retry.tick(), if pending => false,
+        };
+        if rebuild {
+            tokio::time::sleep(DEBOUNCE).await;
+            while triggers.try_recv().is_ok() {}
         }
-        tokio::time::sleep(DEBOUNCE).await;
-        while triggers.try_recv().is_ok() {}
     }
 }
 
