@@ -8,6 +8,10 @@
 //! `cargo bench -p lb-k8s --bench speaker_rss` (as root): N = 10,000.
 //! `cargo bench -p lb-k8s --bench speaker_rss -- --test`: N = 200, a quick check that the
 //! measurement works. Without root it says so and does nothing (a failure under `CI=true`).
+//!
+//! It measures the `lb-k8s` binary cargo builds for the bench (the `bench` profile, glibc);
+//! `LB_K8S_BIN=PATH` measures another build instead, such as the release image's (the `dist`
+//! profile, musl): see docs/benchmarks.md, "Memory and restart with 10,000 Services".
 
 #![allow(
     clippy::unwrap_used,
@@ -83,10 +87,18 @@ fn status_kib(pid: i32, field: &str) -> u64 {
         .unwrap()
 }
 
+/// The binary under test: `LB_K8S_BIN`, or the one cargo built.
+fn binary() -> std::path::PathBuf {
+    std::env::var_os("LB_K8S_BIN").map_or_else(
+        || env!("CARGO_BIN_EXE_lb-k8s").into(),
+        std::path::PathBuf::from,
+    )
+}
+
 fn start(ns: &Netns, dir: &std::path::Path) -> Daemon {
     let log = std::fs::File::create(dir.join("speaker.log")).unwrap();
     let child = ns
-        .command(env!("CARGO_BIN_EXE_lb-k8s"))
+        .command(binary())
         .args(["speaker", "--node-name", "node-a", "--from-file"])
         .arg(dir.join("objects.yaml"))
         .arg("--ml-secret-key-path")
@@ -144,6 +156,7 @@ fn main() {
         (announced(&ns) == n).then_some(())
     });
     let restart = t1.elapsed();
+    println!("binary: {}", binary().display());
     println!(
         "speaker, {n} layer-2 services from a file: RSS {:.1} MiB (anonymous {:.1} MiB, \
          file-backed {:.1} MiB); first start {:.2} s; restart after kill -9 until all \

@@ -542,6 +542,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    lb_k8s::runtime::memory::tune();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

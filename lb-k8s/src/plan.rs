@@ -225,20 +225,20 @@ pub fn prepare(objects: &Objects, options: &PlanOptions) -> Result<Prepared, Con
     }
 
     let endpoints = announce::endpoint_index(&objects.endpoint_slices);
-    let services: Vec<ServiceState> = views
-        .iter()
+    let mut services: Vec<ServiceState> = views
+        .into_iter()
         .zip(&plans)
-        .map(|(v, p)| {
-            let mut view = v.clone();
-            view.ingress_ips = p.ips.clone();
+        .map(|(mut view, p)| {
+            view.ingress_ips.clone_from(&p.ips);
             ServiceState {
                 endpoints: endpoints.get(&view.key).cloned().unwrap_or_default(),
-                view,
+                view: view.into(),
             }
         })
         .collect();
     let mut nodes: Vec<NodeState> = objects.nodes.iter().map(NodeState::from_node).collect();
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    announce::compact(&mut services);
     Ok(Prepared {
         config,
         plans,

@@ -184,8 +184,8 @@ fn desired_owners(inputs: &Inputs, nodes: &[&str], service: &str, live: &Livenes
         .collect()
 }
 
-fn has_bgp(d: &Desired, service: &str) -> bool {
-    d.announcements
+fn has_bgp(d: &Desired, inputs: &Inputs, service: &str) -> bool {
+    d.announcements(inputs)
         .iter()
         .any(|a| a.service.to_string() == service && a.bgp.is_some())
 }
@@ -215,10 +215,10 @@ fn each_node_elects_itself_exactly_where_plan_says() {
     for (n, row) in NODES.iter().zip(&planned.nodes) {
         assert_eq!(row.name, *n);
         let d = desired(&inputs, n, &live);
-        assert_eq!(d.node, *row, "{n}");
+        assert_eq!(*d.node, *row, "{n}");
         assert!(!d.l2_held);
         assert_eq!(
-            d.announcements
+            d.announcements(&inputs)
                 .iter()
                 .filter(|a| a.l2.is_some())
                 .map(|a| a.service.to_string())
@@ -286,19 +286,21 @@ fn an_unsettled_view_holds_layer2_back_but_not_bgp() {
         let before = desired(&inputs, n, &settled);
         let after = desired(&inputs, n, &unsettled);
         assert!(after.node.l2.is_empty(), "{n}: {:?}", after.node.l2);
-        assert!(after.announcements.iter().all(|a| a.l2.is_none()), "{n}");
+        assert!(
+            after.announcements(&inputs).iter().all(|a| a.l2.is_none()),
+            "{n}"
+        );
         // Held only where there was something to hold.
         assert_eq!(after.l2_held, elected[0] == n, "{n}");
         assert_eq!(after.l2_held, !before.node.l2.is_empty(), "{n}");
         // BGP is not affected: every node advertises the routed service either way.
         assert!(!before.node.bgp.is_empty(), "{n}");
         assert_eq!(after.node.bgp, before.node.bgp, "{n}");
-        assert!(has_bgp(&before, "default/routed"), "{n}");
+        assert!(has_bgp(&before, &inputs, "default/routed"), "{n}");
         let bgp_of = |d: &Desired| -> Vec<_> {
-            d.announcements
-                .iter()
+            d.announcements(&inputs)
+                .into_iter()
                 .filter(|a| a.bgp.is_some())
-                .cloned()
                 .collect()
         };
         assert_eq!(bgp_of(&after), bgp_of(&before), "{n}");
@@ -319,7 +321,7 @@ fn without_membership_every_node_of_the_file_counts_as_alive() {
     };
     for (n, row) in NODES.iter().zip(&planned.nodes) {
         let d = desired(&inputs, n, &off);
-        assert_eq!(d.node, *row, "{n}");
+        assert_eq!(*d.node, *row, "{n}");
         assert_eq!(d, desired(&inputs, n, &all_alive()), "{n}");
         // Had the others counted as dead, this node would own every service.
         let lonely = desired(
@@ -452,10 +454,11 @@ fn a_local_policy_bgp_service_is_advertised_only_from_its_endpoint_node() {
     let ip = planned.services[0].ips[0];
     for n in NODES {
         let d = desired(&inputs, n, &all_alive());
-        let bgp = has_bgp(&d, "default/api");
-        assert_eq!(bgp, n == "node-c", "{n}: {:?}", d.announcements);
+        let bgp = has_bgp(&d, &inputs, "default/api");
+        assert_eq!(bgp, n == "node-c", "{n}: {:?}", d.announcements(&inputs));
         if n == "node-c" {
-            let a = &d.announcements[0];
+            let all = d.announcements(&inputs);
+            let a = &all[0];
             assert_eq!(a.ips, vec![ip]);
             let ads = &a.bgp.as_ref().unwrap().advertisements;
             assert_eq!(ads.len(), 1);

@@ -8,7 +8,7 @@
 mod bgp;
 mod l2;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Node;
@@ -121,11 +121,59 @@ pub fn endpoint_index<'a>(
     index
 }
 
+/// Makes Services of one namespace share one allocation of the namespace's name (each key
+/// is read with its own copy), and drops growth slack: a speaker keeps its Services for as
+/// long as they stand, thousands of them in one or a few namespaces.
+pub fn compact(services: &mut Vec<ServiceState>) {
+    let mut names: HashSet<std::sync::Arc<str>> = HashSet::new();
+    for s in services.iter_mut() {
+        let key = &mut s.view.key;
+        match names.get(&key.namespace) {
+            Some(shared) => key.namespace = std::sync::Arc::clone(shared),
+            None => {
+                names.insert(std::sync::Arc::clone(&key.namespace));
+            }
+        }
+    }
+    services.shrink_to_fit();
+}
+
+/// What the announcement rules read of a Service: less than half of a [`ServiceView`], since
+/// a speaker holds one for every LoadBalancer Service of the cluster for as long as it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceFacts {
+    /// Namespace and name.
+    pub key: ServiceKey,
+    /// `spec.type == LoadBalancer`.
+    pub is_load_balancer: bool,
+    /// `spec.externalTrafficPolicy`.
+    pub traffic_policy: TrafficPolicy,
+    /// Its IPs: the ones recorded in its status, or the ones `plan` gives it.
+    pub ingress_ips: Vec<IpAddr>,
+    /// Labels (advertisements select Services by them).
+    pub labels: Labels,
+    /// The sharing key annotation.
+    pub sharing_key: Option<Box<str>>,
+}
+
+impl From<ServiceView> for ServiceFacts {
+    fn from(v: ServiceView) -> Self {
+        Self {
+            key: v.key,
+            is_load_balancer: v.is_load_balancer,
+            traffic_policy: v.traffic_policy,
+            ingress_ips: v.ingress_ips,
+            labels: v.labels,
+            sharing_key: v.sharing_key.map(String::into_boxed_str),
+        }
+    }
+}
+
 /// A service as the announcement rules see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceState {
     /// Identity, labels, traffic policy, sharing key, IPs (`ingress_ips`).
-    pub view: ServiceView,
+    pub view: ServiceFacts,
     /// Its endpoints.
     pub endpoints: Vec<EndpointState>,
 }
@@ -240,14 +288,22 @@ pub struct NodeAnnouncements {
 impl NodeAnnouncements {
     /// The same, as the per-service [`Announcement`]s the backends take.
     pub fn to_announcements(&self, services: &[ServiceState]) -> Vec<Announcement> {
-        let mut out = Vec::new();
+        // Entries by service, in one pass over each list (not one pass per service).
+        let mut by_service: HashMap<&str, (Vec<&L2Entry>, Vec<&BgpEntry>)> = HashMap::new();
+        for e in &self.l2 {
+            by_service.entry(&e.service).or_default().0.push(e);
+        }
+        for e in &self.bgp {
+            by_service.entry(&e.service).or_default().1.push(e);
+        }
+        let mut out = Vec::with_capacity(by_service.len());
         for s in services {
-            let name = s.view.key.to_string();
-            let l2: Vec<&L2Entry> = self.l2.iter().filter(|e| e.service == name).collect();
-            let bgp: Vec<&BgpEntry> = self.bgp.iter().filter(|e| e.service == name).collect();
-            if l2.is_empty() && bgp.is_empty() {
-                continue;
+            if by_service.is_empty() {
+                break;
             }
+            let Some((l2, bgp)) = by_service.remove(s.view.key.to_string().as_str()) else {
+                continue;
+            };
             out.push(Announcement {
                 service: s.view.key.clone(),
                 ips: s.view.ingress_ips.clone(),
@@ -346,5 +402,9 @@ pub fn for_node(cluster: Cluster<'_>, node: &str) -> NodeAnnouncements {
             }
         }
     }
+    // A speaker keeps its decision until the next one: no growth slack.
+    out.l2.shrink_to_fit();
+    out.bgp.shrink_to_fit();
+    out.not_announced.shrink_to_fit();
     out
 }

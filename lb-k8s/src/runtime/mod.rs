@@ -11,6 +11,7 @@
 
 pub mod http;
 pub mod lease;
+pub mod memory;
 pub mod metrics;
 pub mod writer;
 

@@ -124,11 +124,12 @@ pub fn inputs_from_cluster<'a>(
         .filter(|v| v.is_load_balancer && !v.ingress_ips.is_empty())
         .map(|view| ServiceState {
             endpoints: endpoints.remove(&view.key).unwrap_or_default(),
-            view,
+            view: view.into(),
         })
         .collect();
     // The order the stores hold is arbitrary; the decision must not depend on it.
     states.sort_by(|a, b| a.view.key.cmp(&b.view.key));
+    crate::announce::compact(&mut states);
     let mut nodes: Vec<NodeState> = objects.nodes.iter().map(NodeState::from_node).collect();
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     let addresses = address_map(&objects.nodes);

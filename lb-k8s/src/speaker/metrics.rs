@@ -5,6 +5,7 @@
 //! In the OpenMetrics text, counters carry the `_total` suffix
 //! (`metallb_layer2_requests_received_total`); Prometheus stores them under that name.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -16,18 +17,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use crate::announce::NodeAnnouncements;
 use crate::runtime::http::Encode;
-
-/// One announced (service, protocol, IP) on this node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Announced {
-    /// `namespace/name`.
-    pub service: String,
-    /// `layer2` or `bgp`.
-    pub protocol: &'static str,
-    /// The IP (for BGP, the prefix's address).
-    pub ip: String,
-}
 
 /// Layer-2 counters of one IP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,10 +51,9 @@ pub struct PeerFigures {
 pub struct Snapshot {
     /// This node.
     pub node: String,
-    /// What it announces (shared with the speaker's loop: rebuilt only when it changes).
-    pub announced: Arc<[Announced]>,
-    /// Layer-2 counters per IP.
-    pub layer2: Vec<L2Counters>,
+    /// What it announces: the speaker's decision itself, shared (the labels are written
+    /// at scrape time, so thousands of announcements are not kept twice).
+    pub announced: Arc<NodeAnnouncements>,
     /// BGP peers.
     pub peers: Vec<PeerFigures>,
     /// Live speakers this node sees (itself included).
@@ -76,16 +66,47 @@ pub struct Snapshot {
     pub config_stale: bool,
 }
 
-#[derive(Debug, Default)]
-struct Shared(Mutex<Snapshot>);
+/// Reads the layer-2 counters at scrape time.
+pub type Layer2Source = Box<dyn Fn() -> Vec<L2Counters> + Send + Sync>;
+
+#[derive(Default)]
+struct Shared {
+    snapshot: Mutex<Snapshot>,
+    layer2: Mutex<Option<Layer2Source>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("snapshot", &self.snapshot)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The (service, protocol, IP) triples a decision announces, each once, in order: layer 2
+/// first, then BGP with the prefix's address as the IP.
+fn announced(n: &NodeAnnouncements) -> impl Iterator<Item = (&str, &'static str, IpAddr)> {
+    let l2 = n.l2.iter().map(|e| (e.service.as_str(), "layer2", e.ip));
+    let bgp = n
+        .bgp
+        .iter()
+        .map(|e| (e.service.as_str(), "bgp", e.prefix.addr()));
+    let mut last = None;
+    l2.chain(bgp).filter(move |t| {
+        let new = last != Some(*t);
+        last = Some(*t);
+        new
+    })
+}
 
 impl Collector for Shared {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let s = lock(&self.snapshot).clone();
+        let layer2 = lock(&self.layer2).as_ref().map(|f| f()).unwrap_or_default();
         {
             let mut family = encoder.encode_descriptor(
                 "metallb_speaker_announced",
@@ -93,12 +114,16 @@ impl Collector for Shared {
                 None,
                 MetricType::Gauge,
             )?;
-            for a in s.announced.iter() {
+            let mut ip = String::new();
+            for (service, protocol, address) in announced(&s.announced) {
+                ip.clear();
+                // Writing into a String cannot fail.
+                let _ = write!(ip, "{address}");
                 let labels = [
-                    ("ip", a.ip.as_str()),
+                    ("ip", ip.as_str()),
                     ("node", s.node.as_str()),
-                    ("protocol", a.protocol),
-                    ("service", a.service.as_str()),
+                    ("protocol", protocol),
+                    ("service", service),
                 ];
                 ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
             }
@@ -123,7 +148,7 @@ impl Collector for Shared {
         ];
         for (name, help, pick) in l2 {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for c in &s.layer2 {
+            for c in &layer2 {
                 let ip = c.ip.to_string();
                 let labels = [("ip", ip.as_str())];
                 ConstCounter::new(pick(c)).encode(family.encode_family(&labels)?)?;
@@ -220,20 +245,19 @@ impl SpeakerMetrics {
 
     /// Replaces what the metrics show.
     pub fn publish(&self, snapshot: Snapshot) {
-        *self
-            .shared
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = snapshot;
+        *lock(&self.shared.snapshot) = snapshot;
+    }
+
+    /// Where the layer-2 counters are read on each scrape (`None`: no layer-2 counters).
+    /// Read live rather than published, so a copy of every IP's counters is not rebuilt
+    /// between scrapes.
+    pub fn set_layer2_source(&self, source: Option<Layer2Source>) {
+        *lock(&self.shared.layer2) = source;
     }
 
     /// What the metrics show now.
     pub fn snapshot(&self) -> Snapshot {
-        self.shared
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        lock(&self.shared.snapshot).clone()
     }
 }
 
@@ -243,5 +267,107 @@ impl Encode for SpeakerMetrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::announce::{BgpEntry, L2Entry};
+
+    fn l2(service: &str, ip: &str) -> L2Entry {
+        L2Entry {
+            service: service.into(),
+            ip: ip.parse().unwrap(),
+            interfaces: Vec::new(),
+        }
+    }
+
+    fn bgp(service: &str, prefix: &str, peer: &str) -> BgpEntry {
+        BgpEntry {
+            service: service.into(),
+            prefix: prefix.parse().unwrap(),
+            peers: vec![peer.into()],
+            communities: Vec::new(),
+            large_communities: Vec::new(),
+            local_pref: None,
+        }
+    }
+
+    fn lines<'a>(text: &'a str, metric: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{metric}{{")))
+            .collect()
+    }
+
+    #[test]
+    fn announced_services_are_rendered_from_the_shared_decision_each_once() {
+        let m = SpeakerMetrics::new();
+        let decision = NodeAnnouncements {
+            name: "n1".into(),
+            l2: vec![l2("default/a", "192.0.2.1"), l2("default/b", "2001:db8::2")],
+            // Two advertisements of one prefix (one per peer group) are one announced IP.
+            bgp: vec![
+                bgp("default/c", "198.51.100.0/24", "p1"),
+                bgp("default/c", "198.51.100.0/24", "p2"),
+            ],
+            not_announced: Vec::new(),
+        };
+        m.publish(Snapshot {
+            node: "n1".into(),
+            announced: Arc::new(decision),
+            ..Snapshot::default()
+        });
+        let text = m.encode();
+        assert_eq!(
+            lines(&text, "metallb_speaker_announced"),
+            [
+                r#"metallb_speaker_announced{ip="192.0.2.1",node="n1",protocol="layer2",service="default/a"} 1"#,
+                r#"metallb_speaker_announced{ip="2001:db8::2",node="n1",protocol="layer2",service="default/b"} 1"#,
+                r#"metallb_speaker_announced{ip="198.51.100.0",node="n1",protocol="bgp",service="default/c"} 1"#,
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn layer2_counters_are_read_from_the_source_at_each_scrape() {
+        let m = SpeakerMetrics::new();
+        assert!(
+            lines(&m.encode(), "metallb_layer2_requests_received_total").is_empty(),
+            "no source, no counters"
+        );
+        let requests = Arc::new(AtomicU64::new(3));
+        let seen = Arc::clone(&requests);
+        m.set_layer2_source(Some(Box::new(move || {
+            vec![L2Counters {
+                ip: "192.0.2.1".parse().unwrap(),
+                requests: seen.load(Ordering::Relaxed),
+                responses: 2,
+                gratuitous: 1,
+            }]
+        })));
+        let text = m.encode();
+        assert_eq!(
+            lines(&text, "metallb_layer2_requests_received_total"),
+            [r#"metallb_layer2_requests_received_total{ip="192.0.2.1"} 3"#],
+            "{text}"
+        );
+        assert_eq!(
+            lines(&text, "metallb_layer2_gratuitous_sent_total"),
+            [r#"metallb_layer2_gratuitous_sent_total{ip="192.0.2.1"} 1"#],
+            "{text}"
+        );
+        // Nothing was published in between: the next scrape reads the counters again.
+        requests.store(7, Ordering::Relaxed);
+        assert_eq!(
+            lines(&m.encode(), "metallb_layer2_requests_received_total"),
+            [r#"metallb_layer2_requests_received_total{ip="192.0.2.1"} 7"#]
+        );
+        m.set_layer2_source(None);
+        assert!(lines(&m.encode(), "metallb_layer2_responses_sent_total").is_empty());
     }
 }

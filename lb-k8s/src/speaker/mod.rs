@@ -11,6 +11,7 @@ pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Node;
 use lb_bgp::PeerConfig;
@@ -126,12 +127,14 @@ pub struct Liveness {
 }
 
 /// What this node should do now.
+///
+/// The speaker keeps its last decision for as long as it stands, so the decision is kept in
+/// one form only: the per-service [`Announcement`]s the backends take are derived from it on
+/// demand ([`Desired::announcements`]), and the metrics share it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
     /// What it announces and why not, per service and protocol.
-    pub node: NodeAnnouncements,
-    /// The same, per service, for the backends.
-    pub announcements: Vec<Announcement>,
+    pub node: Arc<NodeAnnouncements>,
     /// BGP sessions this node keeps.
     pub peers: Vec<PeerConfig>,
     /// Layer-2 announcements held back because the view is not settled.
@@ -157,14 +160,20 @@ pub fn desired(inputs: &Inputs, me: &str, liveness: &Liveness) -> Desired {
     if l2_held {
         node.l2.clear();
     }
-    let announcements = node.to_announcements(&inputs.services);
     let me_state = inputs.node(me);
     let peers = session_peers(&inputs.config, &me_state);
     Desired {
-        node,
-        announcements,
+        node: Arc::new(node),
         peers,
         l2_held,
+    }
+}
+
+impl Desired {
+    /// The decision as the per-service [`Announcement`]s the backends take (IPs from
+    /// `inputs`, which must be the inputs it was made from).
+    pub fn announcements(&self, inputs: &Inputs) -> Vec<Announcement> {
+        self.node.to_announcements(&inputs.services)
     }
 }
 

@@ -22,7 +22,7 @@ use lb_l2::{Responder, ResponderConfig};
 use tokio::sync::{mpsc, watch};
 
 use super::cluster::SpeakerStores;
-use super::metrics::{Announced, L2Counters, PeerFigures, Snapshot, SpeakerMetrics};
+use super::metrics::{L2Counters, PeerFigures, Snapshot, SpeakerMetrics};
 use super::status::{Report, StatusWriter, report};
 use super::{Desired, Inputs, Liveness, default_router_id, desired};
 use crate::input::Objects;
@@ -30,6 +30,7 @@ use crate::membership::{Membership, MembershipConfig, Sealer, Timers, View};
 use crate::plan::PlanOptions;
 use crate::runtime::Trigger;
 use crate::runtime::http::Health;
+use crate::runtime::memory;
 use crate::runtime::writer::configuration_state;
 
 /// Membership settings.
@@ -83,19 +84,6 @@ pub fn read_file(path: &std::path::Path, options: &PlanOptions) -> Result<Inputs
     })
 }
 
-/// Gives freed heap pages back to the system. glibc keeps the pages of a freed peak (reading
-/// a large file, rebuilding every input) in its arenas, where they count as resident memory
-/// for as long as the process lives.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[allow(unsafe_code)]
-    // SAFETY: `malloc_trim` takes no pointer; it only walks the allocator's own free lists
-    // under the allocator's locks.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
@@ -137,7 +125,7 @@ fn follow_file(
             let o = options.clone();
             let result = tokio::task::spawn_blocking(move || {
                 let inputs = read_file(&p, &o);
-                release_free_memory();
+                memory::release_free_memory();
                 inputs
             })
             .await;
@@ -283,7 +271,7 @@ async fn follow_cluster(
             let (s, o) = (stores.clone(), options.clone());
             let built = tokio::task::spawn_blocking(move || {
                 let inputs = s.inputs(&o);
-                release_free_memory();
+                memory::release_free_memory();
                 inputs
             });
             errors = match built.await {
@@ -426,6 +414,19 @@ async fn drive(
         listen_port: None,
     })
     .context("starting the BGP speaker")?;
+    let counters = l2.clone();
+    metrics.set_layer2_source(Some(Box::new(move || {
+        counters
+            .counters()
+            .into_iter()
+            .map(|(ip, c)| L2Counters {
+                ip,
+                requests: c.requests_received,
+                responses: c.responses_sent,
+                gratuitous: c.gratuitous_sent,
+            })
+            .collect()
+    })));
     let backends = Backends { l2, bgp };
     let membership = match &settings.membership {
         Some(m) => Some(start_membership(&settings.node, m, &first).await?),
@@ -435,8 +436,6 @@ async fn drive(
     let mut last: Option<Desired> = None;
     let mut last_alive: Option<BTreeSet<String>> = None;
     let mut last_seeds: Option<Vec<SocketAddr>> = None;
-    // What the metrics say is announced; rebuilt only when the decision changes.
-    let mut announced: Arc<[Announced]> = Arc::default();
     // What the status report was last computed from: the decision changed, or the interfaces
     // the responder answers on.
     let mut reported: Option<(usize, BTreeSet<String>)> = None;
@@ -471,12 +470,11 @@ async fn drive(
             dirty = false;
             let d = desired(&current, &settings.node, &liveness);
             if last.as_ref() != Some(&d) {
-                apply(&backends, &d).await;
-                announced = announced_of(&d);
+                apply(&backends, &d, &current).await;
                 last = Some(d);
                 decisions += 1;
                 // The previous decision and inputs are gone: return their pages.
-                release_free_memory();
+                memory::release_free_memory();
             }
             // A speaker (re)joined: clients may have moved to another node while it was
             // away (a partition, a flapping link), so tell them again where our IPs are.
@@ -524,7 +522,6 @@ async fn drive(
             &metrics,
             &settings.node,
             last.as_ref(),
-            &announced,
             &backends,
             membership.as_ref(),
             &liveness,
@@ -555,6 +552,7 @@ async fn drive(
         tracing::warn!(error = %e, "withdrawing layer-2 announcements");
     }
     backends.l2.shutdown().await;
+    metrics.set_layer2_source(None);
     backends
         .bgp
         .shutdown("speaker stopping", Duration::from_secs(1))
@@ -616,11 +614,13 @@ async fn start_membership(
     Ok(membership)
 }
 
-async fn apply(backends: &Backends, d: &Desired) {
+async fn apply(backends: &Backends, d: &Desired, inputs: &Inputs) {
     if d.l2_held {
         tracing::info!("layer-2 announcements held until the membership view settles");
     }
-    if let Err(e) = backends.l2.resync(&d.announcements).await {
+    // Built for this call only: each backend keeps what it needs of it.
+    let mut all = d.announcements(inputs);
+    if let Err(e) = backends.l2.resync(&all).await {
         tracing::error!(error = %e, "layer-2 announcements failed");
     }
     if let Err(e) = backends.bgp.set_peers(d.peers.clone()) {
@@ -628,13 +628,8 @@ async fn apply(backends: &Backends, d: &Desired) {
     }
     // Only what BGP advertises: the BGP table would otherwise keep a copy of every layer-2
     // announcement too (a sixth of the heap with thousands of layer-2 Services).
-    let bgp: Vec<lb_core::Announcement> = d
-        .announcements
-        .iter()
-        .filter(|a| a.bgp.is_some())
-        .cloned()
-        .collect();
-    if let Err(e) = backends.bgp.resync(&bgp).await {
+    all.retain(|a| a.bgp.is_some());
+    if let Err(e) = backends.bgp.resync(&all).await {
         tracing::error!(error = %e, "BGP announcements failed");
     }
     tracing::info!(
@@ -645,30 +640,12 @@ async fn apply(backends: &Backends, d: &Desired) {
     );
 }
 
-/// The (service, protocol, IP) triples a decision announces, for the metrics.
-fn announced_of(d: &Desired) -> Arc<[Announced]> {
-    let l2 = d.node.l2.iter().map(|e| Announced {
-        service: e.service.clone(),
-        protocol: "layer2",
-        ip: e.ip.to_string(),
-    });
-    let bgp = d.node.bgp.iter().map(|e| Announced {
-        service: e.service.clone(),
-        protocol: "bgp",
-        ip: e.prefix.addr().to_string(),
-    });
-    let mut all: Vec<Announced> = l2.chain(bgp).collect();
-    all.dedup();
-    all.into()
-}
-
 /// Publishes the metrics: the announced set as decided, counters read from the backends.
 #[allow(clippy::too_many_arguments)]
 fn publish(
     metrics: &SpeakerMetrics,
     node: &str,
     d: Option<&Desired>,
-    announced: &Arc<[Announced]>,
     backends: &Backends,
     membership: Option<&Membership>,
     liveness: &Liveness,
@@ -677,17 +654,6 @@ fn publish(
     let ports: std::collections::BTreeMap<&str, u16> = d
         .map(|d| d.peers.iter().map(|p| (p.name.as_str(), p.port)).collect())
         .unwrap_or_default();
-    let layer2 = backends
-        .l2
-        .counters()
-        .into_iter()
-        .map(|(ip, c)| L2Counters {
-            ip,
-            requests: c.requests_received,
-            responses: c.responses_sent,
-            gratuitous: c.gratuitous_sent,
-        })
-        .collect();
     let peers = backends
         .bgp
         .peers()
@@ -705,8 +671,7 @@ fn publish(
         .collect();
     metrics.publish(Snapshot {
         node: node.to_string(),
-        announced: Arc::clone(announced),
-        layer2,
+        announced: d.map(|d| Arc::clone(&d.node)).unwrap_or_default(),
         peers,
         members: liveness
             .alive

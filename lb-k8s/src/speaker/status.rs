@@ -507,13 +507,12 @@ mod tests {
 
     fn decision(l2_entries: Vec<L2Entry>, bgp_entries: Vec<BgpEntry>) -> Desired {
         Desired {
-            node: NodeAnnouncements {
+            node: std::sync::Arc::new(NodeAnnouncements {
                 name: "n1".into(),
                 l2: l2_entries,
                 bgp: bgp_entries,
                 not_announced: Vec::new(),
-            },
-            announcements: Vec::new(),
+            }),
             peers: Vec::new(),
             l2_held: false,
         }

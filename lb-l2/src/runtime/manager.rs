@@ -398,12 +398,14 @@ impl Manager {
             active.sync_groups(*index, &groups);
             active.ips = wanted;
         }
-        let ips: BTreeSet<IpAddr> = announced.iter().map(|(ip, _)| ip).collect();
+        // Rebuilt from the (sorted) announced IPs in one pass, keeping each IP's counts: a
+        // map built in order is packed, one filled entry by entry is about half empty.
         let mut counters = lock(&shared.counters);
-        counters.retain(|ip, _| ips.contains(ip));
-        for ip in ips {
-            counters.entry(ip).or_default();
-        }
+        let mut before = std::mem::take(&mut *counters);
+        *counters = announced
+            .iter()
+            .map(|(ip, _)| (ip, before.remove(&ip).unwrap_or_default()))
+            .collect();
     }
 
     fn run_takeover(&mut self) {
@@ -439,7 +441,9 @@ impl Active {
     /// Brings the link-layer and IPv6 (MLD) memberships in line with `groups`. A membership
     /// that fails is not recorded, so the next call (at the latest the next rescan) retries it.
     fn sync_groups(&mut self, index: u32, groups: &BTreeSet<Ipv6Addr>) {
+        let before = (self.link_groups.len(), self.mld_groups.len());
         let stale: Vec<Ipv6Addr> = self.link_groups.difference(groups).copied().collect();
+        let mut changed = !stale.is_empty();
         for group in stale {
             let mac = EthernetAddress::ipv6_multicast(group);
             let _ = sys::packet_membership(self.socket.get_ref(), index, mac, false);
@@ -451,6 +455,7 @@ impl Active {
             .filter(|(g, _)| !groups.contains(g))
             .map(|(g, i)| (*g, *i))
             .collect();
+        changed |= !stale.is_empty();
         for (group, at) in stale {
             if let Some((socket, count)) = self.mld.get_mut(at) {
                 let _ = socket.leave_multicast_v6(&group, index);
@@ -474,6 +479,12 @@ impl Active {
             if !self.mld_groups.contains_key(group) {
                 self.join_mld(index, *group);
             }
+        }
+        // Changed one entry at a time, the sets end up about half empty; rebuilt in one pass
+        // they are packed (thousands of IPv6 addresses mean thousands of groups).
+        if changed || before != (self.link_groups.len(), self.mld_groups.len()) {
+            self.link_groups = std::mem::take(&mut self.link_groups).into_iter().collect();
+            self.mld_groups = std::mem::take(&mut self.mld_groups).into_iter().collect();
         }
     }
 
