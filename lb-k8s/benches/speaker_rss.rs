@@ -89,10 +89,17 @@ fn status_kib(pid: i32, field: &str) -> u64 {
 
 /// The binary under test: `LB_K8S_BIN`, or the one cargo built.
 fn binary() -> std::path::PathBuf {
-    std::env::var_os("LB_K8S_BIN").map_or_else(
-        || env!("CARGO_BIN_EXE_lb-k8s").into(),
-        std::path::PathBuf::from,
-    )
+    let Some(path) = std::env::var_os("LB_K8S_BIN") else {
+        return env!("CARGO_BIN_EXE_lb-k8s").into();
+    };
+    let path = std::path::PathBuf::from(path);
+    assert!(
+        path.is_absolute() && path.is_file(),
+        "LB_K8S_BIN={}: give the absolute path of a file (cargo runs benches in the package \
+         directory)",
+        path.display()
+    );
+    path
 }
 
 fn start(ns: &Netns, dir: &std::path::Path) -> Daemon {
@@ -120,6 +127,7 @@ fn main() {
         return;
     }
     let n = if quick { 200 } else { 10_000 };
+    let bin = binary();
     let ns = Netns::new("lbrss");
     let peer = Netns::new("lbrsp");
     ns.ip(&[
@@ -156,7 +164,7 @@ fn main() {
         (announced(&ns) == n).then_some(())
     });
     let restart = t1.elapsed();
-    println!("binary: {}", binary().display());
+    println!("binary: {}", bin.display());
     println!(
         "speaker, {n} layer-2 services from a file: RSS {:.1} MiB (anonymous {:.1} MiB, \
          file-backed {:.1} MiB); first start {:.2} s; restart after kill -9 until all \

@@ -229,7 +229,7 @@ pub fn prepare(objects: &Objects, options: &PlanOptions) -> Result<Prepared, Con
         .into_iter()
         .zip(&plans)
         .map(|(mut view, p)| {
-            view.ingress_ips.clone_from(&p.ips);
+            view.ingress_ips = p.ips.clone();
             ServiceState {
                 endpoints: endpoints.get(&view.key).cloned().unwrap_or_default(),
                 view: view.into(),

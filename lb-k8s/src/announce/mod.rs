@@ -127,6 +127,8 @@ pub fn endpoint_index<'a>(
 pub fn compact(services: &mut Vec<ServiceState>) {
     let mut names: HashSet<std::sync::Arc<str>> = HashSet::new();
     for s in services.iter_mut() {
+        s.view.ingress_ips.shrink_to_fit();
+        s.endpoints.shrink_to_fit();
         let key = &mut s.view.key;
         match names.get(&key.namespace) {
             Some(shared) => key.namespace = std::sync::Arc::clone(shared),
