@@ -238,7 +238,7 @@ pub fn prepare(objects: &Objects, options: &PlanOptions) -> Result<Prepared, Con
         .collect();
     let mut nodes: Vec<NodeState> = objects.nodes.iter().map(NodeState::from_node).collect();
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
-    announce::compact(&mut services);
+    announce::compact_services(&mut services);
     Ok(Prepared {
         config,
         plans,

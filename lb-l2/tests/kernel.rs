@@ -794,5 +794,19 @@ fn only_arp_requests_and_solicitations_wake_the_responder() {
     ))
     .unwrap();
     assert_eq!(reply.ethernet().src_addr, node);
+
+    // A change of the announced set keeps the counts of the IPs that stay, starts the new
+    // one at zero and drops the withdrawn one.
+    let requests = a.counters()[&IpAddr::V4(VIP4)].requests_received;
+    let added = IpAddr::V4(OTHER4);
+    apply(&a_rt, &a, Some(announcement(&[IpAddr::V4(VIP4), added])));
+    let counters = a.counters();
+    assert_eq!(
+        counters.keys().copied().collect::<Vec<_>>(),
+        [IpAddr::V4(VIP4), added]
+    );
+    assert_eq!(counters[&IpAddr::V4(VIP4)].requests_received, requests);
+    assert!(requests >= 1);
+    assert_eq!(counters[&added].requests_received, 0);
     shutdown(&a_rt, &a);
 }

@@ -124,7 +124,7 @@ pub fn endpoint_index<'a>(
 /// Makes Services of one namespace share one allocation of the namespace's name (each key
 /// is read with its own copy), and drops growth slack: a speaker keeps its Services for as
 /// long as they stand, thousands of them in one or a few namespaces.
-pub fn compact(services: &mut Vec<ServiceState>) {
+pub fn compact_services(services: &mut Vec<ServiceState>) {
     let mut names: HashSet<std::sync::Arc<str>> = HashSet::new();
     for s in services.iter_mut() {
         s.view.ingress_ips.shrink_to_fit();
@@ -409,4 +409,111 @@ pub fn for_node(cluster: Cluster<'_>, node: &str) -> NodeAnnouncements {
     out.bgp.shrink_to_fit();
     out.not_announced.shrink_to_fit();
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn state(ns: &str, name: &str, ips: &[&str]) -> ServiceState {
+        ServiceState {
+            view: ServiceFacts {
+                key: ServiceKey::new(ns, name),
+                is_load_balancer: true,
+                traffic_policy: TrafficPolicy::Cluster,
+                ingress_ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
+                labels: Labels::new(),
+                sharing_key: None,
+            },
+            endpoints: Vec::new(),
+        }
+    }
+
+    fn l2(service: &str, ip: &str, interfaces: &[&str]) -> L2Entry {
+        L2Entry {
+            service: service.into(),
+            ip: ip.parse().unwrap(),
+            interfaces: interfaces.iter().map(|i| (*i).to_string()).collect(),
+        }
+    }
+
+    fn bgp(service: &str, prefix: &str, peer: &str) -> BgpEntry {
+        BgpEntry {
+            service: service.into(),
+            prefix: prefix.parse().unwrap(),
+            peers: vec![peer.into()],
+            communities: Vec::new(),
+            large_communities: Vec::new(),
+            local_pref: Some(100),
+        }
+    }
+
+    #[test]
+    fn announcements_gather_each_services_entries_in_service_order() {
+        let services = [
+            state("a", "web", &["192.0.2.1", "2001:db8::1"]),
+            state("a", "quiet", &["192.0.2.2"]),
+            state("b", "web", &["198.51.100.3"]),
+            state("b", "both", &["203.0.113.4"]),
+        ];
+        let node = NodeAnnouncements {
+            name: "n1".into(),
+            // Entries in another order than the Services: each lands on its own Service.
+            l2: vec![
+                l2("b/both", "203.0.113.4", &[]),
+                l2("a/web", "192.0.2.1", &["eth1"]),
+                l2("a/web", "2001:db8::1", &["eth1"]),
+            ],
+            bgp: vec![
+                bgp("b/web", "198.51.100.3/32", "p1"),
+                bgp("b/both", "203.0.113.0/24", "p1"),
+                bgp("b/both", "203.0.113.4/32", "p2"),
+            ],
+            not_announced: Vec::new(),
+        };
+        let all = node.to_announcements(&services);
+        let keys: Vec<String> = all.iter().map(|a| a.service.to_string()).collect();
+        assert_eq!(
+            keys,
+            ["a/web", "b/web", "b/both"],
+            "a/quiet announces nothing"
+        );
+
+        assert_eq!(all[0].ips, services[0].view.ingress_ips);
+        assert_eq!(all[0].l2.as_ref().unwrap().interfaces, ["eth1"]);
+        assert!(all[0].bgp.is_none());
+
+        assert!(all[1].l2.is_none());
+        let ads = &all[1].bgp.as_ref().unwrap().advertisements;
+        assert_eq!(ads.len(), 1);
+        assert_eq!(ads[0].prefix, "198.51.100.3/32".parse().unwrap());
+
+        assert!(all[2].l2.as_ref().unwrap().interfaces.is_empty());
+        let ads = &all[2].bgp.as_ref().unwrap().advertisements;
+        let prefixes: Vec<String> = ads.iter().map(|a| a.prefix.to_string()).collect();
+        assert_eq!(prefixes, ["203.0.113.0/24", "203.0.113.4/32"]);
+        assert_eq!(ads[1].peers, ["p2"]);
+        assert_eq!(ads[1].local_pref, Some(100));
+    }
+
+    #[test]
+    fn compacting_shares_one_namespace_name_and_keeps_every_service() {
+        let mut services = vec![
+            state("team", "a", &["192.0.2.1"]),
+            state("team", "b", &["192.0.2.2"]),
+            state("other", "c", &["192.0.2.3"]),
+        ];
+        let before = services.clone();
+        compact_services(&mut services);
+        assert_eq!(services, before);
+        assert!(std::sync::Arc::ptr_eq(
+            &services[0].view.key.namespace,
+            &services[1].view.key.namespace
+        ));
+        assert!(!std::sync::Arc::ptr_eq(
+            &services[0].view.key.namespace,
+            &services[2].view.key.namespace
+        ));
+    }
 }

@@ -129,7 +129,7 @@ pub fn inputs_from_cluster<'a>(
         .collect();
     // The order the stores hold is arbitrary; the decision must not depend on it.
     states.sort_by(|a, b| a.view.key.cmp(&b.view.key));
-    crate::announce::compact(&mut states);
+    crate::announce::compact_services(&mut states);
     let mut nodes: Vec<NodeState> = objects.nodes.iter().map(NodeState::from_node).collect();
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     let addresses = address_map(&objects.nodes);

@@ -88,19 +88,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The (service, protocol, IP) triples a decision announces, each once, in order: layer 2
-/// first, then BGP with the prefix's address as the IP.
+/// first, then BGP with the prefix's address as the IP (two advertisements of one Service
+/// with different aggregation lengths can give one address twice, not always in a row).
 fn announced(n: &NodeAnnouncements) -> impl Iterator<Item = (&str, &'static str, IpAddr)> {
     let l2 = n.l2.iter().map(|e| (e.service.as_str(), "layer2", e.ip));
     let bgp = n
         .bgp
         .iter()
         .map(|e| (e.service.as_str(), "bgp", e.prefix.addr()));
-    let mut last = None;
-    l2.chain(bgp).filter(move |t| {
-        let new = last != Some(*t);
-        last = Some(*t);
-        new
-    })
+    let mut seen = std::collections::HashSet::new();
+    l2.chain(bgp).filter(move |t| seen.insert(*t))
 }
 
 impl Collector for Shared {
@@ -309,10 +306,13 @@ mod tests {
         let decision = NodeAnnouncements {
             name: "n1".into(),
             l2: vec![l2("default/a", "192.0.2.1"), l2("default/b", "2001:db8::2")],
-            // Two advertisements of one prefix (one per peer group) are one announced IP.
+            // Two advertisements of one prefix (one per peer group) are one announced IP, and
+            // so are a /24 and a /32 with the same address, even with another in between.
             bgp: vec![
                 bgp("default/c", "198.51.100.0/24", "p1"),
                 bgp("default/c", "198.51.100.0/24", "p2"),
+                bgp("default/c", "198.51.100.7/32", "p1"),
+                bgp("default/c", "198.51.100.0/32", "p1"),
             ],
             not_announced: Vec::new(),
         };
@@ -328,6 +328,7 @@ mod tests {
                 r#"metallb_speaker_announced{ip="192.0.2.1",node="n1",protocol="layer2",service="default/a"} 1"#,
                 r#"metallb_speaker_announced{ip="2001:db8::2",node="n1",protocol="layer2",service="default/b"} 1"#,
                 r#"metallb_speaker_announced{ip="198.51.100.0",node="n1",protocol="bgp",service="default/c"} 1"#,
+                r#"metallb_speaker_announced{ip="198.51.100.7",node="n1",protocol="bgp",service="default/c"} 1"#,
             ],
             "{text}"
         );

@@ -414,6 +414,9 @@ async fn drive(
         listen_port: None,
     })
     .context("starting the BGP speaker")?;
+    // The source holds a responder handle: the guard takes it back out of the metrics however
+    // this function returns, so the responder stops with the backends.
+    let _layer2_source = Layer2SourceGuard(Arc::clone(&metrics));
     let counters = l2.clone();
     metrics.set_layer2_source(Some(Box::new(move || {
         counters
@@ -446,16 +449,20 @@ async fn drive(
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // Whatever woke us, a change not yet seen makes the decision stale (the branch that
-        // won the select is not always the one that changed).
-        dirty |= inputs.has_changed().unwrap_or(false)
-            || view
-                .as_ref()
-                .is_some_and(|v| v.has_changed().unwrap_or(false));
-        tracing::debug!(dirty, "decision loop");
-        let current = inputs.borrow_and_update().clone();
+        // won the select is not always the one that changed). The check and the read are one
+        // step: a change arriving between a separate check and the read would be marked seen
+        // without making the decision stale, and stay unapplied until the next change.
+        let current = {
+            let latest = inputs.borrow_and_update();
+            dirty |= latest.has_changed();
+            latest.clone()
+        };
         let liveness = match &mut view {
             Some(v) => {
-                let View { alive, settled, .. } = v.borrow_and_update().clone();
+                let latest = v.borrow_and_update();
+                dirty |= latest.has_changed();
+                let View { alive, settled, .. } = latest.clone();
+                drop(latest);
                 Liveness {
                     alive: Some(alive),
                     settled,
@@ -466,6 +473,7 @@ async fn drive(
                 settled: true,
             },
         };
+        tracing::debug!(dirty, "decision loop");
         if let Some(current) = current.filter(|_| dirty) {
             dirty = false;
             let d = desired(&current, &settings.node, &liveness);
@@ -552,12 +560,20 @@ async fn drive(
         tracing::warn!(error = %e, "withdrawing layer-2 announcements");
     }
     backends.l2.shutdown().await;
-    metrics.set_layer2_source(None);
     backends
         .bgp
         .shutdown("speaker stopping", Duration::from_secs(1))
         .await;
     Ok(())
+}
+
+/// Clears the metrics' layer-2 source when dropped.
+struct Layer2SourceGuard(Arc<SpeakerMetrics>);
+
+impl Drop for Layer2SourceGuard {
+    fn drop(&mut self) {
+        self.0.set_layer2_source(None);
+    }
 }
 
 async fn changed_view(
@@ -640,8 +656,8 @@ async fn apply(backends: &Backends, d: &Desired, inputs: &Inputs) {
     );
 }
 
-/// Publishes the metrics: the announced set as decided, counters read from the backends.
-#[allow(clippy::too_many_arguments)]
+/// Publishes the metrics: the decision as it stands (shared, not copied), the BGP peers'
+/// figures and the membership's. The layer-2 counters are read at scrape time instead.
 fn publish(
     metrics: &SpeakerMetrics,
     node: &str,

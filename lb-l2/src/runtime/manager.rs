@@ -401,6 +401,13 @@ impl Manager {
         // Rebuilt from the (sorted) announced IPs in one pass, keeping each IP's counts: a
         // map built in order is packed, one filled entry by entry is about half empty.
         let mut counters = lock(&shared.counters);
+        if counters
+            .keys()
+            .copied()
+            .eq(announced.iter().map(|(ip, _)| ip))
+        {
+            return;
+        }
         let mut before = std::mem::take(&mut *counters);
         *counters = announced
             .iter()
