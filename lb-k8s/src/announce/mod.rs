@@ -411,9 +411,38 @@ pub fn for_node(cluster: Cluster<'_>, node: &str) -> NodeAnnouncements {
     out
 }
 
+/// Entries for unit tests elsewhere in the crate.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod fixtures {
+    use super::{BgpEntry, L2Entry};
+
+    /// A layer-2 entry of `service` (`namespace/name`) for `ip` on `interfaces`.
+    pub(crate) fn l2(service: &str, ip: &str, interfaces: &[&str]) -> L2Entry {
+        L2Entry {
+            service: service.into(),
+            ip: ip.parse().unwrap(),
+            interfaces: interfaces.iter().map(|i| (*i).to_string()).collect(),
+        }
+    }
+
+    /// A BGP entry of `service` for `prefix` to `peer`, LOCAL_PREF 100.
+    pub(crate) fn bgp(service: &str, prefix: &str, peer: &str) -> BgpEntry {
+        BgpEntry {
+            service: service.into(),
+            prefix: prefix.parse().unwrap(),
+            peers: vec![peer.into()],
+            communities: Vec::new(),
+            large_communities: Vec::new(),
+            local_pref: Some(100),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
+    use super::fixtures::{bgp, l2};
     use super::*;
 
     fn state(ns: &str, name: &str, ips: &[&str]) -> ServiceState {
@@ -427,25 +456,6 @@ mod tests {
                 sharing_key: None,
             },
             endpoints: Vec::new(),
-        }
-    }
-
-    fn l2(service: &str, ip: &str, interfaces: &[&str]) -> L2Entry {
-        L2Entry {
-            service: service.into(),
-            ip: ip.parse().unwrap(),
-            interfaces: interfaces.iter().map(|i| (*i).to_string()).collect(),
-        }
-    }
-
-    fn bgp(service: &str, prefix: &str, peer: &str) -> BgpEntry {
-        BgpEntry {
-            service: service.into(),
-            prefix: prefix.parse().unwrap(),
-            peers: vec![peer.into()],
-            communities: Vec::new(),
-            large_communities: Vec::new(),
-            local_pref: Some(100),
         }
     }
 

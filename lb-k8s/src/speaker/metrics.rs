@@ -273,26 +273,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
-    use crate::announce::{BgpEntry, L2Entry};
-
-    fn l2(service: &str, ip: &str) -> L2Entry {
-        L2Entry {
-            service: service.into(),
-            ip: ip.parse().unwrap(),
-            interfaces: Vec::new(),
-        }
-    }
-
-    fn bgp(service: &str, prefix: &str, peer: &str) -> BgpEntry {
-        BgpEntry {
-            service: service.into(),
-            prefix: prefix.parse().unwrap(),
-            peers: vec![peer.into()],
-            communities: Vec::new(),
-            large_communities: Vec::new(),
-            local_pref: None,
-        }
-    }
+    use crate::announce::fixtures::{bgp, l2};
 
     fn lines<'a>(text: &'a str, metric: &str) -> Vec<&'a str> {
         text.lines()
@@ -305,7 +286,10 @@ mod tests {
         let m = SpeakerMetrics::new();
         let decision = NodeAnnouncements {
             name: "n1".into(),
-            l2: vec![l2("default/a", "192.0.2.1"), l2("default/b", "2001:db8::2")],
+            l2: vec![
+                l2("default/a", "192.0.2.1", &[]),
+                l2("default/b", "2001:db8::2", &[]),
+            ],
             // Two advertisements of one prefix (one per peer group) are one announced IP, and
             // so are a /24 and a /32 with the same address, even with another in between.
             bgp: vec![
