@@ -12,8 +12,9 @@
 //! resolves a collision between them as §6.8 says: the connection opened by the speaker with
 //! the higher BGP Identifier survives.
 
-use std::net::Ipv4Addr;
 use std::time::Duration;
+
+pub use crate::config::SessionConfig;
 
 use crate::wire::{
     Capability, Codec, DecodeError, ErrorCode, Family, GracefulRestart, GracefulRestartFamily,
@@ -58,49 +59,6 @@ impl Backoff {
             .saturating_mul(1u32 << attempt.min(20))
             .min(self.max);
         base.mul_f64(1.0 - self.jitter.clamp(0.0, 1.0) * random.clamp(0.0, 1.0))
-    }
-}
-
-/// What a session needs to know about its peer and itself.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionConfig {
-    /// Our ASN.
-    pub local_asn: u32,
-    /// The ASN the peer must present in its OPEN.
-    pub peer_asn: u32,
-    /// Our BGP Identifier.
-    pub router_id: Ipv4Addr,
-    /// Hold time we propose, in seconds: 0 (no keepalives) or at least 3.
-    pub hold_time: u16,
-    /// Families we offer (Multiprotocol capabilities).
-    pub families: Vec<Family>,
-    /// Graceful restart: the restart time we ask the peer to keep our routes for, if enabled.
-    pub graceful_restart: Option<u16>,
-    /// Connect-retry backoff.
-    pub backoff: Backoff,
-    /// Seed of the jitter generator (any value; fixed in tests).
-    pub seed: u64,
-}
-
-impl SessionConfig {
-    /// A configuration with the defaults: hold time 90 s, IPv4 and IPv6 unicast, no graceful
-    /// restart, default backoff.
-    pub fn new(local_asn: u32, peer_asn: u32, router_id: Ipv4Addr) -> Self {
-        Self {
-            local_asn,
-            peer_asn,
-            router_id,
-            hold_time: DEFAULT_HOLD_TIME,
-            families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
-            graceful_restart: None,
-            backoff: Backoff::default(),
-            seed: u64::from(u32::from(router_id)) ^ u64::from(peer_asn) << 32,
-        }
-    }
-
-    /// Whether the session is internal (same ASN on both sides).
-    pub fn is_ibgp(&self) -> bool {
-        self.local_asn == self.peer_asn
     }
 }
 

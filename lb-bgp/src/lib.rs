@@ -3,6 +3,7 @@
 //! The crate is layered so that everything but the sockets is pure and testable without a
 //! network:
 //!
+//! - [`config`]: the settings of a peer and of its session, plain data;
 //! - [`wire`]: the codec, bytes ⇄ typed messages (OPEN with capabilities, UPDATE with the
 //!   attributes a load balancer needs and everything a peer may send, NOTIFICATION,
 //!   KEEPALIVE, ROUTE-REFRESH), with RFC 4271 / RFC 7606 error handling;
@@ -13,13 +14,13 @@
 //! - `speaker` (feature `runtime`, on by default): the tokio speaker that drives many peers
 //!   and implements [`lb_core::Announcer`].
 
+pub mod config;
 pub mod fsm;
 pub mod rib;
 #[cfg(feature = "runtime")]
 pub mod speaker;
 pub mod wire;
 
+pub use config::{PeerConfig, SessionConfig};
 #[cfg(feature = "runtime")]
-pub use speaker::{
-    PeerConfig, PeerEvent, PeerStatus, Route, RouteTable, Speaker, SpeakerConfig, SpeakerError,
-};
+pub use speaker::{PeerEvent, PeerStatus, Route, RouteTable, Speaker, SpeakerConfig, SpeakerError};

@@ -34,11 +34,11 @@ use kube::client::Body;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource};
-use lb_k8s::controller::Settings;
-use lb_k8s::crd::{IPAddressPool, IPAddressPoolSpec};
 use lb_k8s::runtime::metrics::Metrics;
 use lb_k8s::runtime::writer::Writer;
 use lb_k8s::runtime::{ConfigStores, Engine, Stores};
+use lb_metallb::controller::Settings;
+use lb_metallb::crd::{IPAddressPool, IPAddressPoolSpec};
 use serde_json::json;
 
 const N: usize = 10_000;

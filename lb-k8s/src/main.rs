@@ -16,10 +16,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use lb_k8s::config::{Config, ConfigError};
-use lb_k8s::input::{DEFAULT_NAMESPACE, Objects};
-use lb_k8s::plan::{PlanOptions, plan};
-use lb_k8s::{crd, legacy};
+use lb_metallb::config::{Config, ConfigError};
+use lb_metallb::input::{DEFAULT_NAMESPACE, Objects};
+use lb_metallb::plan::{PlanOptions, plan};
+use lb_metallb::{crd, legacy};
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -149,7 +149,7 @@ struct ControllerArgs {
 }
 
 fn go_duration(text: &str) -> Result<std::time::Duration, String> {
-    lb_k8s::duration::parse_go_duration(text)
+    lb_metallb::duration::parse_go_duration(text)
 }
 
 #[derive(clap::Args)]
@@ -232,12 +232,12 @@ fn read_key(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 }
 
 fn speaker(args: SpeakerArgs) -> anyhow::Result<ExitCode> {
-    use lb_k8s::membership::Timers;
     use lb_k8s::runtime::http::{Encode, Health};
     use lb_k8s::speaker::metrics::SpeakerMetrics;
     use lb_k8s::speaker::run::{
         MembershipSettings, SpeakerSettings, run_from_cluster, run_from_file,
     };
+    use lb_membership::Timers;
     use std::sync::Arc;
 
     init_logging(args.log_level, args.log_format);
@@ -368,13 +368,13 @@ async fn shutdown_signal() {
 }
 
 fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
-    use lb_k8s::controller::Settings;
     use lb_k8s::runtime::{
         self,
         http::{Encode, Health},
         lease::LeaseSettings,
         metrics::Metrics,
     };
+    use lb_metallb::controller::Settings;
     use std::sync::Arc;
 
     init_logging(args.log_level, args.log_format);

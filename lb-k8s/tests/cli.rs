@@ -11,8 +11,8 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use lb_k8s::input::Objects;
-use lb_k8s::plan::{PlanOptions, plan};
+use lb_metallb::input::Objects;
+use lb_metallb::plan::{PlanOptions, plan};
 use proptest::prelude::*;
 
 fn lb_k8s(args: &[&str], stdin: Option<&str>) -> Output {
@@ -158,7 +158,7 @@ fn convert_prints_objects_that_validate() {
         &[
             "convert",
             "-f",
-            "lb-k8s/tests/golden/convert/layer2-only.yaml",
+            "lb-metallb/tests/golden/convert/layer2-only.yaml",
         ],
         None,
     );
@@ -244,8 +244,8 @@ proptest! {
         match objects.add_yaml("fuzz", &text) {
             Err(e) => prop_assert!(!e.to_string().is_empty()),
             Ok(()) => {
-                if lb_k8s::legacy::expand(&mut objects).is_ok() {
-                    for e in lb_k8s::config::validate(&objects) {
+                if lb_metallb::legacy::expand(&mut objects).is_ok() {
+                    for e in lb_metallb::config::validate(&objects) {
                         prop_assert!(!e.kind.is_empty() && !e.reason.is_empty(), "{e:?}");
                     }
                     let _ = plan(&objects, &PlanOptions::default());

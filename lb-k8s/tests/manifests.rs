@@ -906,7 +906,7 @@ fn one_file_install_is_generated_from_the_parts() {
 
 #[test]
 fn crds_everywhere_are_the_generated_ones() {
-    let generated = lb_k8s::crd::crds_yaml().unwrap();
+    let generated = lb_metallb::crd::crds_yaml().unwrap();
     for file in [
         "deploy/crds/metallb.io.yaml",
         "charts/lb-k8s/crds/metallb.io.yaml",
@@ -923,7 +923,7 @@ fn crds_everywhere_are_the_generated_ones() {
     assert_eq!(chart_crds, ["metallb.io.yaml"]);
 
     // Every metallb.io resource named by RBAC is a CRD plural (or its status subresource).
-    let plurals: BTreeSet<String> = lb_k8s::crd::all_crds()
+    let plurals: BTreeSet<String> = lb_metallb::crd::all_crds()
         .into_iter()
         .flat_map(|c| {
             let plural = c.spec.names.plural;

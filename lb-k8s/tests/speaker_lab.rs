@@ -26,8 +26,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lb_k8s::input::Objects;
-use lb_k8s::plan::{PlanOptions, plan};
+use lb_metallb::input::Objects;
+use lb_metallb::plan::{PlanOptions, plan};
 use lb_testlab::{Daemon, Netns, lab_available, run, serial, wait_for};
 use nix::sys::signal::Signal;
 

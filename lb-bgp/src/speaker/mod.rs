@@ -22,78 +22,19 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::fsm::{Backoff, SessionConfig, State};
+use crate::config::SessionConfig;
+use crate::fsm::State;
 use crate::rib::{RouteAttributes, RouteSet};
-use crate::wire::{Family, Notification, cease};
+use crate::wire::{Notification, cease};
 use peer::{PeerCommand, PeerTask};
 
-pub use sys::MD5_MAX_KEY_LEN;
+pub use crate::config::{MD5_MAX_KEY_LEN, PeerConfig};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// One BGP neighbour.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PeerConfig {
-    /// Name used by [`lb_core::BgpAdvertisement::peers`] to restrict routes to some peers.
-    pub name: String,
-    /// The peer's address.
-    pub address: IpAddr,
-    /// The peer's TCP port (179).
-    pub port: u16,
-    /// Our ASN on this session.
-    pub local_asn: u32,
-    /// The peer's ASN; equal to `local_asn` for iBGP.
-    pub peer_asn: u32,
-    /// Our BGP Identifier; when `None`, the speaker's, else `source` if it is IPv4.
-    pub router_id: Option<Ipv4Addr>,
-    /// Local address to connect from.
-    pub source: Option<IpAddr>,
-    /// Proposed hold time in seconds: 0 or at least 3. Keepalives go every third of it.
-    pub hold_time: u16,
-    /// eBGP multihop: the TTL of our packets. eBGP sessions use TTL 1 otherwise.
-    pub ebgp_multihop: Option<u8>,
-    /// TCP MD5 password (RFC 2385), at most 80 bytes.
-    pub password: Option<String>,
-    /// Graceful restart time in seconds (at most 4095), if graceful restart is enabled.
-    pub graceful_restart: Option<u16>,
-    /// Next hop for IPv4 routes; the session's local address when it is IPv4.
-    pub next_hop_v4: Option<Ipv4Addr>,
-    /// Next hop for IPv6 routes; the session's local address when it is IPv6.
-    pub next_hop_v6: Option<Ipv6Addr>,
-    /// Families offered (IPv4 and IPv6 unicast).
-    pub families: Vec<Family>,
-    /// Limit on one TCP connect attempt.
-    pub connect_timeout: Duration,
-    /// Connect-retry backoff.
-    pub backoff: Backoff,
-}
-
 impl PeerConfig {
-    /// A peer with the defaults: port 179, hold time 90 s, both families, no MD5, no graceful
-    /// restart.
-    pub fn new(name: impl Into<String>, address: IpAddr, local_asn: u32, peer_asn: u32) -> Self {
-        Self {
-            name: name.into(),
-            address,
-            port: 179,
-            local_asn,
-            peer_asn,
-            router_id: None,
-            source: None,
-            hold_time: crate::fsm::DEFAULT_HOLD_TIME,
-            ebgp_multihop: None,
-            password: None,
-            graceful_restart: None,
-            next_hop_v4: None,
-            next_hop_v6: None,
-            families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
-            connect_timeout: Duration::from_secs(10),
-            backoff: Backoff::default(),
-        }
-    }
-
     fn ttl(&self) -> Option<u32> {
         if self.local_asn == self.peer_asn {
             None

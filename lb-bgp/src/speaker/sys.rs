@@ -6,8 +6,7 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
-/// Longest TCP MD5 password Linux accepts (`TCP_MD5SIG_MAXKEYLEN`).
-pub const MD5_MAX_KEY_LEN: usize = 80;
+use crate::config::MD5_MAX_KEY_LEN;
 
 /// `struct tcp_md5sig` from `<linux/tcp.h>`; libc has the constant but not the struct.
 #[repr(C)]

@@ -33,14 +33,14 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::controller::{ConfigOutcome, ControllerState, ServiceUpdate, Settings};
-use crate::crd::{
+use http::Health;
+use lb_metallb::controller::{ConfigOutcome, ControllerState, ServiceUpdate, Settings};
+use lb_metallb::crd::{
     BFDProfile, BGPAdvertisement, Community, IPAddressPool, IPAddressPoolStatus, L2Advertisement,
     v1beta2,
 };
-use crate::input::Objects;
-use crate::service::key_of;
-use http::Health;
+use lb_metallb::input::Objects;
+use lb_metallb::service::key_of;
 use lease::{Elector, LeaseSettings, Round};
 use metrics::Metrics;
 use writer::Writer;
@@ -365,7 +365,7 @@ pub struct Engine {
     /// Services whose write failed, retried later.
     failed: BTreeSet<ServiceKey>,
     /// Events of failed writes, emitted with the retry.
-    unsent: BTreeMap<ServiceKey, Vec<crate::events::Event>>,
+    unsent: BTreeMap<ServiceKey, Vec<lb_metallb::events::Event>>,
 }
 
 impl Engine {

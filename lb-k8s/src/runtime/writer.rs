@@ -14,8 +14,8 @@ use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource};
 use serde_json::json;
 
-use crate::controller::{ServiceUpdate, pool_annotation_patch, status_patch};
-use crate::crd::{ConfigurationState, IPAddressPool, IPAddressPoolStatus};
+use lb_metallb::controller::{ServiceUpdate, pool_annotation_patch, status_patch};
+use lb_metallb::crd::{ConfigurationState, IPAddressPool, IPAddressPoolStatus};
 
 /// The event reporter name, MetalLB's.
 pub const REPORTER: &str = "metallb-controller";
@@ -162,7 +162,7 @@ pub async fn emit(
     client: &Client,
     reporter: &Reporter,
     reference: &ObjectReference,
-    e: &crate::events::Event,
+    e: &lb_metallb::events::Event,
 ) -> Result<(), kube::Error> {
     let event = KubeEvent {
         type_: if e.is_warning() {

@@ -16,13 +16,14 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use tokio::sync::mpsc;
 
-use super::{Inputs, address_map, node_addresses};
-use crate::announce::{NodeState, ServiceState, endpoint_index, slice_endpoints, slice_service};
-use crate::config::{Config, ConfigErrors};
-use crate::input::Objects;
-use crate::plan::PlanOptions;
+use lb_metallb::announce::{NodeState, slice_endpoints, slice_service};
+use lb_metallb::config::ConfigErrors;
+use lb_metallb::input::Objects;
+use lb_metallb::plan::PlanOptions;
+use lb_metallb::service;
+use lb_metallb::speaker::{Inputs, inputs_from_cluster, node_addresses};
+
 use crate::runtime::{ConfigStores, Trigger, Watch, cloned, config_trigger, labels_hash, reflect};
-use crate::service;
 
 /// The speaker's caches.
 #[derive(Clone)]
@@ -101,46 +102,6 @@ impl SpeakerStores {
             options,
         )
     }
-}
-
-/// Builds the inputs from the cluster's objects: the configuration (and Nodes) in `objects`,
-/// the Services with the IPs their status records, their endpoints from `slices`.
-///
-/// Services that are not LoadBalancers, belong to another class or hold no IP are left out
-/// (there is nothing to announce for them). Fails when the configuration is invalid.
-pub fn inputs_from_cluster<'a>(
-    objects: &Objects,
-    services: impl Iterator<Item = &'a Service>,
-    slices: impl Iterator<Item = &'a EndpointSlice>,
-    options: &PlanOptions,
-) -> Result<Inputs, ConfigErrors> {
-    let config = Config::from_objects_in(objects, &options.namespace)?;
-    let mut warnings = objects.warnings.clone();
-    warnings.extend(config.warnings.iter().cloned());
-    let mut endpoints = endpoint_index(slices);
-    let mut states: Vec<ServiceState> = services
-        .filter(|s| service::handled_by(s, options.lb_class.as_deref()))
-        .map(service::view)
-        .filter(|v| v.is_load_balancer && !v.ingress_ips.is_empty())
-        .map(|view| ServiceState {
-            endpoints: endpoints.remove(&view.key).unwrap_or_default(),
-            view: view.into(),
-        })
-        .collect();
-    // The order the stores hold is arbitrary; the decision must not depend on it.
-    states.sort_by(|a, b| a.view.key.cmp(&b.view.key));
-    crate::announce::compact_services(&mut states);
-    let mut nodes: Vec<NodeState> = objects.nodes.iter().map(NodeState::from_node).collect();
-    nodes.sort_by(|a, b| a.name.cmp(&b.name));
-    let addresses = address_map(&objects.nodes);
-    Ok(Inputs {
-        config,
-        services: states,
-        nodes,
-        addresses,
-        ignore_exclude_lb: options.ignore_exclude_lb,
-        warnings,
-    })
 }
 
 fn hash_of(value: &impl Hash) -> u64 {

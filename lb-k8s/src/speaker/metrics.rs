@@ -17,8 +17,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::announce::NodeAnnouncements;
 use crate::runtime::http::Encode;
+use lb_metallb::announce::NodeAnnouncements;
 
 /// Layer-2 counters of one IP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,7 +273,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
-    use crate::announce::fixtures::{bgp, l2};
+    use lb_metallb::announce::fixtures::{bgp, l2};
 
     fn lines<'a>(text: &'a str, metric: &str) -> Vec<&'a str> {
         text.lines()

@@ -23,15 +23,16 @@ use tokio::sync::{mpsc, watch};
 
 use super::cluster::SpeakerStores;
 use super::metrics::{L2Counters, PeerFigures, Snapshot, SpeakerMetrics};
-use super::status::{Report, StatusWriter, report};
-use super::{Desired, Inputs, Liveness, default_router_id, desired};
-use crate::input::Objects;
-use crate::membership::{Membership, MembershipConfig, Sealer, Timers, View};
-use crate::plan::PlanOptions;
+use super::status::StatusWriter;
 use crate::runtime::Trigger;
 use crate::runtime::http::Health;
 use crate::runtime::memory;
 use crate::runtime::writer::configuration_state;
+use lb_membership::{Membership, MembershipConfig, Sealer, Timers, View};
+use lb_metallb::input::Objects;
+use lb_metallb::plan::PlanOptions;
+use lb_metallb::speaker::status::{Report, report};
+use lb_metallb::speaker::{Desired, Inputs, Liveness, default_router_id, desired};
 
 /// Membership settings.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! Tests of the controller's pure decision layer (`lb_k8s::controller`): golden scenarios
+//! Tests of the controller's pure decision layer (`lb_metallb::controller`): golden scenarios
 //! replayed step by step against a simulated API server, and property and unit tests of the
 //! contract (configuration rejection, affected Services, idempotence, restart safety, pool
 //! status counts).
@@ -46,12 +46,12 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
 use lb_core::ServiceKey;
-use lb_k8s::controller::{
+use lb_metallb::controller::{
     ConfigOutcome, ControllerState, ReconcileError, ServiceUpdate, Settings, pool_annotation_patch,
     status_patch,
 };
-use lb_k8s::events::Event;
-use lb_k8s::input::Objects;
+use lb_metallb::events::Event;
+use lb_metallb::input::Objects;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -221,12 +221,15 @@ fn check_not_stolen(cluster: &Cluster, key: &ServiceKey, at: &str) {
     let services = cluster.services();
     let lb_class = cluster.settings.lb_class.as_deref();
     let ours = |s: &&Service| is_load_balancer(s) && class_of(s) == lb_class;
-    let Some(me) = services.iter().find(|s| lb_k8s::service::key_of(s) == *key) else {
+    let Some(me) = services
+        .iter()
+        .find(|s| lb_metallb::service::key_of(s) == *key)
+    else {
         return;
     };
     let (ips, _) = recorded(me);
     for other in services.iter().filter(ours) {
-        let k = lb_k8s::service::key_of(other);
+        let k = lb_metallb::service::key_of(other);
         if k == *key {
             continue;
         }
@@ -434,7 +437,7 @@ fn run_step(cluster: &mut Cluster, i: usize, step: &Step, case: &str) -> StepOut
             check_not_stolen(cluster, &u.key, &at);
         }
         all.extend(updates);
-        converged.extend(services.iter().map(lb_k8s::service::key_of));
+        converged.extend(services.iter().map(lb_metallb::service::key_of));
     }
     let mut queue: Vec<ServiceKey> = step.reconcile.iter().map(|k| key(k)).collect();
     if step.reconcile_affected {
@@ -660,7 +663,7 @@ fn restore_and_write(state: &mut ControllerState, services: &mut [Service]) -> V
     for u in &updates {
         if let Some(s) = services
             .iter_mut()
-            .find(|s| lb_k8s::service::key_of(s) == u.key)
+            .find(|s| lb_metallb::service::key_of(s) == u.key)
         {
             apply_writes(s, u);
         }
@@ -1028,7 +1031,7 @@ fn reconciling_twice_writes_nothing_the_second_time() {
     assert!(state.restore(std::iter::empty()).is_empty());
     let mut services = objects_of(VARIED).services;
     for svc in &mut services {
-        let k = lb_k8s::service::key_of(svc);
+        let k = lb_metallb::service::key_of(svc);
         let first = state.reconcile(&k, Some(svc));
         apply_writes(svc, &first);
         let second = state.reconcile(&k, Some(svc));
@@ -1043,7 +1046,7 @@ fn reconciling_twice_writes_nothing_the_second_time() {
     }
     // And once more over all of them, in another order.
     for svc in services.iter().rev() {
-        let k = lb_k8s::service::key_of(svc);
+        let k = lb_metallb::service::key_of(svc);
         let again = state.reconcile(&k, Some(svc));
         assert!(!again.writes(), "{k}: {again:?}");
     }
@@ -1469,7 +1472,7 @@ spec: {addresses: [198.51.100.0/30, '2001:db8:2::/126']}
             restore_and_write(&mut state, &mut services);
 
             for (i, (svc, s)) in services.iter().zip(&specs).enumerate() {
-                let k = lb_k8s::service::key_of(svc);
+                let k = lb_metallb::service::key_of(svc);
                 let (ips, pool) = recorded(svc);
                 let held = state.allocator().allocation(&k);
                 if s.unreadable {
@@ -1510,7 +1513,7 @@ spec: {addresses: [198.51.100.0/30, '2001:db8:2::/126']}
                     if j == i || (j < i && !t.unreadable) {
                         continue;
                     }
-                    let other_key = lb_k8s::service::key_of(other);
+                    let other_key = lb_metallb::service::key_of(other);
                     if t.unreadable && state.allocator().allocation(&other_key).is_none() {
                         continue;
                     }
@@ -1715,7 +1718,7 @@ mod loop_property {
         let services = cluster.services();
         let config = cluster.state.config().unwrap().pools.clone();
         for (i, svc) in services.iter().enumerate() {
-            let k = lb_k8s::service::key_of(svc);
+            let k = lb_metallb::service::key_of(svc);
             let (ips, pool) = recorded(svc);
             let held = cluster.state.allocator().allocation(&k);
             prop_assert_eq!(
@@ -1750,7 +1753,7 @@ mod loop_property {
                         "{}: {} and {} both record {:?}",
                         at,
                         k,
-                        lb_k8s::service::key_of(other),
+                        lb_metallb::service::key_of(other),
                         ips
                     );
                 }
@@ -1760,7 +1763,7 @@ mod loop_property {
     }
 
     fn view_ports(svc: &Service) -> Vec<lb_core::ServicePort> {
-        lb_k8s::service::view(svc).ports
+        lb_metallb::service::view(svc).ports
     }
 
     proptest! {
@@ -1825,7 +1828,7 @@ fn reconcile_all(state: &mut ControllerState, services: &mut [Service], keys: &[
         assert!(i < 100, "retries do not end");
         let svc = services
             .iter_mut()
-            .find(|s| lb_k8s::service::key_of(s) == k);
+            .find(|s| lb_metallb::service::key_of(s) == k);
         let u = state.reconcile(&k, svc.as_deref());
         if let Some(svc) = svc {
             apply_writes(svc, &u);
@@ -1905,7 +1908,7 @@ spec: {type: LoadBalancer, clusterIP: 203.0.113.101, clusterIPs: [203.0.113.101,
     restore_and_write(&mut state, &mut services);
     assert_eq!(held(&state, "default/b-prefer").unwrap().1, ["192.0.2.0"]);
     // The IPv6 holder goes away.
-    services.retain(|s| lb_k8s::service::key_of(s) != key("default/a-v6"));
+    services.retain(|s| lb_metallb::service::key_of(s) != key("default/a-v6"));
     reconcile_all(&mut state, &mut services, &["default/a-v6"]);
     assert_eq!(
         held(&state, "default/b-prefer").unwrap().1,
@@ -2035,7 +2038,7 @@ fn restore_clears_an_unreadable_service_whose_recorded_ip_is_not_allowed() {
     // What a reconcile right after the restore would still change.
     let mut later = Vec::new();
     for svc in &services {
-        let k = lb_k8s::service::key_of(svc);
+        let k = lb_metallb::service::key_of(svc);
         let u = state.reconcile(&k, Some(svc));
         if u.writes() {
             later.push(u);
@@ -2098,7 +2101,7 @@ spec:
         i += 1;
         let idx = services
             .iter()
-            .position(|s| lb_k8s::service::key_of(s) == k)
+            .position(|s| lb_metallb::service::key_of(s) == k)
             .unwrap();
         let u = state.reconcile(&k, Some(&services[idx]));
         apply_writes(&mut services[idx], &u);
@@ -2112,7 +2115,7 @@ spec:
         let recorders: Vec<String> = services
             .iter()
             .filter(|s| recorded(s).0.contains(&"192.0.2.10".parse().unwrap()))
-            .map(|s| lb_k8s::service::key_of(s).to_string())
+            .map(|s| lb_metallb::service::key_of(s).to_string())
             .collect();
         assert!(
             recorders.len() <= 1,

@@ -1,4 +1,4 @@
-//! Tests of the speaker's pure decision ([`lb_k8s::speaker::desired`]) and its helpers: the
+//! Tests of the speaker's pure decision ([`lb_metallb::speaker::desired`]) and its helpers: the
 //! layer-2 election every speaker makes from its membership view agrees with the offline
 //! `plan`, a dead owner is replaced by the node `plan --down` predicts, an unsettled view
 //! holds layer-2 back but not BGP, membership off counts every node alive, BGP sessions are
@@ -21,11 +21,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use lb_bgp::wire::Family;
-use lb_k8s::announce::{AnnounceProtocol, NodeAnnouncements};
-use lb_k8s::input::Objects;
-use lb_k8s::plan::{PlanOptions, plan};
-use lb_k8s::speaker::cluster::inputs_from_cluster;
-use lb_k8s::speaker::{
+use lb_metallb::announce::{AnnounceProtocol, NodeAnnouncements};
+use lb_metallb::input::Objects;
+use lb_metallb::plan::{PlanOptions, plan};
+use lb_metallb::speaker::inputs_from_cluster;
+use lb_metallb::speaker::{
     Desired, GRACEFUL_RESTART_TIME, Inputs, Liveness, default_router_id, desired, node_addresses,
     session_peers,
 };

@@ -1,4 +1,4 @@
-//! End-to-end tests of the speakers' SWIM membership ([`lb_k8s::membership`]) over real UDP
+//! End-to-end tests of the speakers' SWIM membership ([`lb_membership`]) over real UDP
 //! sockets on loopback: three agents find each other through their seeds, a killed agent
 //! (dropped without leaving) is declared down by the others in under a second and may come
 //! back on the same address, a leaving agent is dropped at once, an agent with another key
@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use lb_k8s::membership::{Membership, MembershipConfig, MembershipError, Sealer, Timers, View};
+use lb_membership::{Membership, MembershipConfig, MembershipError, Sealer, Timers, View};
 
 const KEY: &[u8] = b"the memberlist secret of the test cluster";
 const OTHER_KEY: &[u8] = b"a secret of some other cluster";

@@ -11,9 +11,9 @@
 
 use std::path::Path;
 
-use lb_k8s::input::Objects;
-use lb_k8s::plan::{PlanOptions, plan};
-use lb_k8s::{crd, legacy};
+use lb_metallb::input::Objects;
+use lb_metallb::plan::{PlanOptions, plan};
+use lb_metallb::{crd, legacy};
 
 mod support;
 
@@ -121,7 +121,7 @@ fn converted_legacy_config_is_valid_and_keeps_every_pool() {
         .unwrap();
     legacy::expand(&mut objects).unwrap();
     // The BFD profile is accepted with a warning; nothing else may be wrong.
-    let config = lb_k8s::config::Config::from_objects(&objects).unwrap();
+    let config = lb_metallb::config::Config::from_objects(&objects).unwrap();
     let names: Vec<&str> = config.pools.pools().iter().map(|p| p.name()).collect();
     assert_eq!(names, ["office-lan", "production", "staging", "typo"]);
     assert_eq!(config.peers.len(), 2);

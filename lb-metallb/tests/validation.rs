@@ -1,4 +1,4 @@
-//! Table-style tests of the configuration validator ([`lb_k8s::config::validate`]): every rule
+//! Table-style tests of the configuration validator ([`lb_metallb::config::validate`]): every rule
 //! rejects a bad configuration with the expected kind, name, field, reason and transience, and
 //! the smallest change that fixes it (the near miss) is accepted.
 //!
@@ -12,8 +12,8 @@
     clippy::panic
 )]
 
-use lb_k8s::config::{Config, ConfigError, validate};
-use lb_k8s::input::Objects;
+use lb_metallb::config::{Config, ConfigError, validate};
+use lb_metallb::input::Objects;
 
 const V1BETA1: &str = "metallb.io/v1beta1";
 const V1BETA2: &str = "metallb.io/v1beta2";

@@ -411,14 +411,16 @@ pub fn for_node(cluster: Cluster<'_>, node: &str) -> NodeAnnouncements {
     out
 }
 
-/// Entries for unit tests elsewhere in the crate.
-#[cfg(test)]
+/// Entries for tests, here and in crates that render decisions (feature `fixtures`).
+#[cfg(any(test, feature = "fixtures"))]
 #[allow(clippy::unwrap_used)]
-pub(crate) mod fixtures {
+pub mod fixtures {
     use super::{BgpEntry, L2Entry};
 
     /// A layer-2 entry of `service` (`namespace/name`) for `ip` on `interfaces`.
-    pub(crate) fn l2(service: &str, ip: &str, interfaces: &[&str]) -> L2Entry {
+    ///
+    /// Panics when `ip` is not an IP address.
+    pub fn l2(service: &str, ip: &str, interfaces: &[&str]) -> L2Entry {
         L2Entry {
             service: service.into(),
             ip: ip.parse().unwrap(),
@@ -427,7 +429,9 @@ pub(crate) mod fixtures {
     }
 
     /// A BGP entry of `service` for `prefix` to `peer`, LOCAL_PREF 100.
-    pub(crate) fn bgp(service: &str, prefix: &str, peer: &str) -> BgpEntry {
+    ///
+    /// Panics when `prefix` is not a CIDR.
+    pub fn bgp(service: &str, prefix: &str, peer: &str) -> BgpEntry {
         BgpEntry {
             service: service.into(),
             prefix: prefix.parse().unwrap(),
