@@ -1,9 +1,10 @@
 //! The speaker's runtime: inputs (a file, or the API server) and the membership view in,
 //! `lb_l2` and `lb_bgp` driven through `lb_core::Announcer`, metrics out.
 //!
-//! One loop owns the decision: whenever the inputs or the live speakers change it recomputes
-//! [`desired`](super::desired) and hands the whole result to both backends (they diff it
-//! themselves), so a missed event can never leave a stale announcement behind.
+//! One loop owns the decision. Its rules are the pure [`SpeakerLoop`]: whenever the inputs or
+//! the live speakers change it recomputes the decision and hands the whole result to both
+//! backends (they diff it themselves), so a missed event can never leave a stale announcement
+//! behind. This module only waits, feeds it what changed and carries out its actions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -31,8 +32,9 @@ use crate::runtime::writer::configuration_state;
 use lb_membership::{Membership, MembershipConfig, Sealer, Timers, View};
 use lb_metallb::input::Objects;
 use lb_metallb::plan::PlanOptions;
-use lb_metallb::speaker::status::{Report, report};
-use lb_metallb::speaker::{Desired, Inputs, Liveness, default_router_id, desired};
+use lb_metallb::speaker::status::Report;
+use lb_metallb::speaker::step::{Action, Event, LoopSettings, SeedSettings, SpeakerLoop, seeds};
+use lb_metallb::speaker::{Desired, Inputs, Liveness, default_router_id};
 
 /// Membership settings.
 #[derive(Debug, Clone)]
@@ -383,7 +385,8 @@ async fn write_statuses(
     }
 }
 
-/// The decision loop shared by every source.
+/// The decision loop shared by every source: waits, feeds what changed to the pure
+/// [`SpeakerLoop`] and carries out what it returns.
 async fn drive(
     settings: SpeakerSettings,
     mut inputs: watch::Receiver<Option<Arc<Inputs>>>,
@@ -437,128 +440,81 @@ async fn drive(
         None => None,
     };
     let mut view = membership.as_ref().map(Membership::view);
-    let mut last: Option<Desired> = None;
-    let mut last_alive: Option<BTreeSet<String>> = None;
-    let mut last_seeds: Option<Vec<SocketAddr>> = None;
-    // What the status report was last computed from: the decision changed, or the interfaces
-    // the responder answers on.
-    let mut reported: Option<(usize, BTreeSet<String>)> = None;
-    let mut decisions: usize = 0;
-    // Recompute only when the inputs or the view changed (the tick only refreshes metrics).
-    let mut dirty = true;
-    let mut refresh = tokio::time::interval(Duration::from_secs(1));
-    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut state = SpeakerLoop::new(LoopSettings {
+        node: settings.node.clone(),
+        membership: settings.membership.as_ref().map(seed_settings),
+        reports: reports.is_some(),
+    });
+    let run = Run {
+        node: &settings.node,
+        backends: &backends,
+        membership: membership.as_ref(),
+        metrics: &metrics,
+        health: &health,
+        reports: reports.as_ref(),
+    };
+    // The first pass feeds everything as it stands; later ones only what changed.
+    let mut first_pass = true;
     loop {
-        // Whatever woke us, a change not yet seen makes the decision stale (the branch that
-        // won the select is not always the one that changed). The check and the read are one
-        // step: a change arriving between a separate check and the read would be marked seen
-        // without making the decision stale, and stay unapplied until the next change.
-        let current = {
+        // Whatever woke us, feed every change not yet seen (the branch that won the select is
+        // not always the one that changed). The check and the read are one step: a change
+        // arriving between a separate check and the read would be marked seen and never fed.
+        let new_inputs = {
             let latest = inputs.borrow_and_update();
-            dirty |= latest.has_changed();
-            latest.clone()
+            (first_pass || latest.has_changed())
+                .then(|| latest.clone())
+                .flatten()
         };
-        let liveness = match &mut view {
-            Some(v) => {
-                let latest = v.borrow_and_update();
-                dirty |= latest.has_changed();
+        let new_liveness = view.as_mut().and_then(|v| {
+            let latest = v.borrow_and_update();
+            (first_pass || latest.has_changed()).then(|| {
                 let View { alive, settled, .. } = latest.clone();
-                drop(latest);
                 Liveness {
                     alive: Some(alive),
                     settled,
                 }
-            }
-            None => Liveness {
-                alive: None,
-                settled: true,
-            },
+            })
+        });
+        let is_stale = {
+            let latest = stale.borrow_and_update();
+            (first_pass || latest.has_changed()).then_some(*latest)
         };
-        tracing::debug!(dirty, "decision loop");
-        if let Some(current) = current.filter(|_| dirty) {
-            dirty = false;
-            let d = desired(&current, &settings.node, &liveness);
-            if last.as_ref() != Some(&d) {
-                apply(&backends, &d, &current).await;
-                last = Some(d);
-                decisions += 1;
-                // The previous decision and inputs are gone: return their pages.
-                memory::release_free_memory();
-            }
-            // A speaker (re)joined: clients may have moved to another node while it was
-            // away (a partition, a flapping link), so tell them again where our IPs are.
-            let joined = match (&last_alive, &liveness.alive) {
-                (Some(before), Some(now)) => now.iter().any(|n| !before.contains(n)),
-                _ => false,
-            };
-            if joined && last.as_ref().is_some_and(|d| !d.node.l2.is_empty()) {
-                tracing::info!("a speaker joined: sending takeover announcements again");
-                if let Err(e) = backends.l2.reannounce().await {
-                    tracing::warn!(error = %e, "re-announcing layer-2 IPs");
-                }
-            }
-            last_alive.clone_from(&liveness.alive);
-            // Seeds come from the inputs only; a new set makes the agent announce itself.
-            if let (Some(m), Some(ms)) = (&membership, &settings.membership) {
-                let now = seeds(&current, ms);
-                if last_seeds.as_ref() != Some(&now) {
-                    m.set_seeds(now.clone()).await;
-                    last_seeds = Some(now);
-                }
-            }
-            tracing::debug!(alive = ?liveness.alive, settled = liveness.settled, "decided");
-            health.ready.store(
-                liveness.settled && !last.as_ref().is_some_and(|d| d.l2_held),
-                Ordering::Relaxed,
-            );
+        first_pass = false;
+        let now = std::time::Instant::now();
+        let mut actions = Vec::new();
+        if let Some(s) = is_stale {
+            actions.extend(state.step(Event::Stale(s), now));
         }
-        // While layer 2 is held back the report would wrongly say "nothing over layer 2".
-        if let (Some(tx), Some(d)) = (&reports, last.as_ref().filter(|d| !d.l2_held)) {
-            let active: BTreeSet<String> = backends
-                .l2
-                .interfaces()
-                .into_iter()
-                .filter(|i| i.active)
-                .map(|i| i.name)
-                .collect();
-            let now = (decisions, active);
-            if reported.as_ref() != Some(&now) {
-                let _ = tx.send(Some(report(d, &now.1)));
-                reported = Some(now);
-            }
+        actions.extend(state.step(
+            Event::Changed {
+                inputs: new_inputs,
+                liveness: new_liveness,
+            },
+            now,
+        ));
+        run.execute(&state, actions).await;
+        if reports.is_some() {
+            let actions = state.step(Event::Interfaces(run.active_interfaces()), now);
+            run.execute(&state, actions).await;
         }
-        publish(
-            &metrics,
-            &settings.node,
-            last.as_ref(),
-            &backends,
-            membership.as_ref(),
-            &liveness,
-            *stale.borrow(),
-        );
+        let deadline = state.deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
-            changed = inputs.changed() => {
-                changed.context("the input source stopped")?;
-                dirty = true;
-            }
+            changed = inputs.changed() => changed.context("the input source stopped")?,
             changed = changed_view(&mut view) => {
                 if changed.is_err() {
                     anyhow::bail!("membership stopped");
                 }
-                dirty = true;
             }
             _ = stale.changed() => {}
-            _ = refresh.tick() => {}
+            () = sleep_until(deadline) => {}
             () = &mut shutdown => break,
         }
     }
     tracing::info!("stopping: leaving the cluster, withdrawing announcements");
-    health.ready.store(false, Ordering::Relaxed);
+    let actions = state.step(Event::Shutdown, std::time::Instant::now());
+    run.execute(&state, actions).await;
     if let Some(m) = membership {
         m.leave().await;
-    }
-    if let Err(e) = backends.l2.resync(&[]).await {
-        tracing::warn!(error = %e, "withdrawing layer-2 announcements");
     }
     backends.l2.shutdown().await;
     backends
@@ -566,6 +522,87 @@ async fn drive(
         .shutdown("speaker stopping", Duration::from_secs(1))
         .await;
     Ok(())
+}
+
+/// What the decision loop's actions are carried out on.
+struct Run<'a> {
+    node: &'a str,
+    backends: &'a Backends,
+    membership: Option<&'a Membership>,
+    metrics: &'a SpeakerMetrics,
+    health: &'a Health,
+    reports: Option<&'a watch::Sender<Option<Report>>>,
+}
+
+impl Run<'_> {
+    /// Carries out `actions` in order; `state` is the loop they came from (for the metrics).
+    async fn execute(&self, state: &SpeakerLoop, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Apply(d, inputs) => {
+                    apply(self.backends, &d, &inputs).await;
+                    // The previous decision and inputs are gone: return their pages.
+                    memory::release_free_memory();
+                }
+                Action::Reannounce => {
+                    tracing::info!("a speaker joined: sending takeover announcements again");
+                    if let Err(e) = self.backends.l2.reannounce().await {
+                        tracing::warn!(error = %e, "re-announcing layer-2 IPs");
+                    }
+                }
+                Action::SetSeeds(seeds) => {
+                    if let Some(m) = self.membership {
+                        m.set_seeds(seeds).await;
+                    }
+                }
+                Action::SetReady(ready) => self.health.ready.store(ready, Ordering::Relaxed),
+                Action::Report(r) => {
+                    if let Some(tx) = self.reports {
+                        let _ = tx.send(Some(r));
+                    }
+                }
+                Action::Publish => publish(
+                    self.metrics,
+                    self.node,
+                    state,
+                    self.backends,
+                    self.membership,
+                ),
+                Action::Stop => {
+                    // Leaving the membership and stopping the backends take ownership of
+                    // them: the caller does that once the loop is done. Withdraw here.
+                    if let Err(e) = self.backends.l2.resync(&[]).await {
+                        tracing::warn!(error = %e, "withdrawing layer-2 announcements");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The interfaces the layer-2 responder answers on now.
+    fn active_interfaces(&self) -> BTreeSet<String> {
+        self.backends
+            .l2
+            .interfaces()
+            .into_iter()
+            .filter(|i| i.active)
+            .map(|i| i.name)
+            .collect()
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn seed_settings(m: &MembershipSettings) -> SeedSettings {
+    SeedSettings {
+        port: m.port,
+        join: m.join.clone(),
+    }
 }
 
 /// Clears the metrics' layer-2 source when dropped.
@@ -584,19 +621,6 @@ async fn changed_view(
         Some(v) => v.changed().await,
         None => std::future::pending().await,
     }
-}
-
-fn seeds(inputs: &Inputs, m: &MembershipSettings) -> Vec<SocketAddr> {
-    let mut out: Vec<SocketAddr> = inputs
-        .addresses
-        .values()
-        .filter_map(|a| a.first())
-        .map(|ip| SocketAddr::new(*ip, m.port))
-        .collect();
-    out.extend(m.join.iter().copied());
-    out.sort();
-    out.dedup();
-    out
 }
 
 async fn start_membership(
@@ -621,7 +645,7 @@ async fn start_membership(
             node: node.to_string(),
             bind: addr,
             advertise: addr,
-            seeds: seeds(inputs, m),
+            seeds: seeds(inputs, &seed_settings(m)),
             timers: m.timers,
         },
         sealer,
@@ -662,12 +686,12 @@ async fn apply(backends: &Backends, d: &Desired, inputs: &Inputs) {
 fn publish(
     metrics: &SpeakerMetrics,
     node: &str,
-    d: Option<&Desired>,
+    state: &SpeakerLoop,
     backends: &Backends,
     membership: Option<&Membership>,
-    liveness: &Liveness,
-    stale: bool,
 ) {
+    let d = state.decision();
+    let liveness = state.liveness();
     let ports: std::collections::BTreeMap<&str, u16> = d
         .map(|d| d.peers.iter().map(|p| (p.name.as_str(), p.port)).collect())
         .unwrap_or_default();
@@ -696,6 +720,6 @@ fn publish(
             .map_or(1, |a| u64::try_from(a.len()).unwrap_or(u64::MAX)),
         membership_refused: membership.map_or(0, |m| m.counters().refused),
         config_loaded: d.is_some(),
-        config_stale: stale,
+        config_stale: state.stale(),
     });
 }

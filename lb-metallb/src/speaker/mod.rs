@@ -6,6 +6,7 @@
 
 pub mod inputs;
 pub mod status;
+pub mod step;
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
