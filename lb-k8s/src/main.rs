@@ -425,13 +425,15 @@ fn read_source(name: &str) -> anyhow::Result<String> {
 }
 
 fn read_objects(files: &[String]) -> anyhow::Result<Objects> {
-    let mut objects = Objects::default();
-    for f in files {
-        let text = read_source(f)?;
-        objects.add_yaml(f, &text)?;
-    }
-    legacy::expand(&mut objects)?;
-    Ok(objects)
+    let texts = files
+        .iter()
+        .map(|f| read_source(f))
+        .collect::<anyhow::Result<Vec<String>>>()?;
+    let sources = files
+        .iter()
+        .map(String::as_str)
+        .zip(texts.iter().map(String::as_str));
+    Ok(lb_metallb::input::load(sources)?)
 }
 
 #[derive(Serialize)]

@@ -2,6 +2,9 @@
 //! -f` would see them: `metallb.io` objects, a legacy MetalLB ConfigMap, Namespaces, Nodes,
 //! Services, EndpointSlices and Secrets. `v1/List` documents (`kubectl get -o yaml`) are
 //! expanded.
+//!
+//! [`load`] is the one loader: `plan`, `validate` and the file-source speaker all read their
+//! texts through it, so a legacy ConfigMap means the same to each of them.
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -44,6 +47,34 @@ pub struct Objects {
     pub legacy_config_maps: Vec<ConfigMap>,
     /// Things read but not used, or used in a deprecated form.
     pub warnings: Vec<String>,
+}
+
+/// Why a set of texts could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// A document could not be read.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A legacy ConfigMap could not be converted.
+    #[error(transparent)]
+    Legacy(#[from] crate::legacy::LegacyError),
+}
+
+/// Loads every object of `sources` (each a name, such as a file name or `-` for stdin, and its
+/// multi-document YAML text), in order, and converts every legacy MetalLB ConfigMap among
+/// them to the `metallb.io` objects it stands for (with a warning naming it).
+///
+/// Fails on the first document that cannot be read ([`Objects::add_yaml`]) or the first
+/// legacy ConfigMap that cannot be converted.
+pub fn load<'a>(
+    sources: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Objects, LoadError> {
+    let mut objects = Objects::default();
+    for (name, text) in sources {
+        objects.add_yaml(name, text)?;
+    }
+    crate::legacy::expand(&mut objects)?;
+    Ok(objects)
 }
 
 /// A document that could not be read.

@@ -719,3 +719,61 @@ spec: {{myASN: 64512, peerASN: 64500, peerAddress: 198.51.100.1, password: s3cre
     assert_eq!(peers.len(), 1);
     assert_eq!(peers[0].password.as_deref(), Some("s3cret"));
 }
+
+/// A legacy MetalLB ConfigMap (pre-v0.13) with one layer-2 pool.
+const LEGACY: &str = "
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config, namespace: metallb-system}
+data:
+  config: |
+    address-pools:
+    - name: legacy
+      protocol: layer2
+      addresses:
+      - 192.0.2.240-192.0.2.250
+";
+
+#[test]
+fn the_file_source_reads_a_legacy_config_map_as_plan_does() {
+    let text = nodes_yaml() + LEGACY + &l2_services(2);
+    // What `plan -f` prints for the same file.
+    let objects = lb_metallb::input::load([("legacy.yaml", text.as_str())]).unwrap();
+    let planned = plan(&objects, &PlanOptions::default()).unwrap();
+    let loaded = Inputs::load([("legacy.yaml", text.as_str())], &PlanOptions::default()).unwrap();
+    assert_eq!(loaded.services.len(), 2);
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("ConfigMap/config")),
+        "{:?}",
+        loaded.warnings
+    );
+    for s in ["default/web-0", "default/web-1"] {
+        let owner = plan_owner(&planned.nodes, s);
+        assert_eq!(desired_owners(&loaded, &NODES, s, &all_alive()), [owner]);
+    }
+    let ip = loaded.services[0].view.ingress_ips[0];
+    assert!(ip.to_string().starts_with("192.0.2.24"), "{ip}");
+}
+
+#[test]
+fn a_legacy_config_map_that_cannot_be_converted_is_an_error_naming_it() {
+    // A hold time under 3 s cannot be converted.
+    let bad = LEGACY.replace(
+        "    address-pools:\n",
+        "    peers:\n    - {my-asn: 64512, peer-asn: 64500, peer-address: 198.51.100.1, hold-time: 2s}\n    address-pools:\n",
+    );
+    let text = nodes_yaml() + &bad;
+    let e = Inputs::load([("bad.yaml", text.as_str())], &PlanOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            lb_metallb::speaker::inputs::InputsError::Load(lb_metallb::input::LoadError::Legacy(_))
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("metallb-system/config"), "{e}");
+}

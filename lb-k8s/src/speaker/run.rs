@@ -30,8 +30,8 @@ use crate::runtime::http::Health;
 use crate::runtime::memory;
 use crate::runtime::writer::configuration_state;
 use lb_membership::{Membership, MembershipConfig, Sealer, Timers, View};
-use lb_metallb::input::Objects;
 use lb_metallb::plan::PlanOptions;
+use lb_metallb::speaker::inputs::InputsError;
 use lb_metallb::speaker::status::Report;
 use lb_metallb::speaker::step::{Action, Event, LoopSettings, SeedSettings, SpeakerLoop, seeds};
 use lb_metallb::speaker::{Desired, Inputs, Liveness, default_router_id};
@@ -68,23 +68,33 @@ pub struct SpeakerSettings {
     pub poll: Duration,
 }
 
-/// Reads the inputs from a file (multi-document YAML, as `plan` reads it).
+/// Why the file source could not read its file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Its objects could not be loaded, or the configuration is invalid.
+    #[error(transparent)]
+    Inputs(#[from] InputsError),
+}
+
+/// Reads the inputs from a file (multi-document YAML) through the loader `plan` and `validate`
+/// use ([`Inputs::load`]: legacy ConfigMaps converted).
 ///
-/// Fails with a message naming the file and the problem.
-pub fn read_file(path: &std::path::Path, options: &PlanOptions) -> Result<Inputs, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut objects = Objects::default();
-    objects
-        .add_yaml(&path.display().to_string(), &text)
-        .map_err(|e| e.to_string())?;
-    Inputs::from_objects(&objects, options).map_err(|errors| {
-        errors
-            .0
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    })
+/// Fails with an error naming the file and the problem.
+pub fn read_file(path: &std::path::Path, options: &PlanOptions) -> Result<Inputs, ReadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let name = path.display().to_string();
+    Ok(Inputs::load([(name.as_str(), text.as_str())], options)?)
 }
 
 fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {

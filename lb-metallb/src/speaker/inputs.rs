@@ -10,9 +10,20 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::announce::{NodeState, ServiceState, endpoint_index};
 use crate::config::{Config, ConfigErrors};
-use crate::input::Objects;
+use crate::input::{LoadError, Objects, load};
 use crate::plan::{PlanOptions, Prepared, prepare};
 use crate::service;
+
+/// Why the speaker's inputs could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InputsError {
+    /// A text could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The configuration is invalid (every error, on one line).
+    #[error("{}", .0.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(#[from] ConfigErrors),
+}
 
 /// Everything the decision needs except the live speakers.
 #[derive(Debug, Clone)]
@@ -90,6 +101,18 @@ impl Inputs {
             ignore_exclude_lb: options.ignore_exclude_lb,
             warnings,
         })
+    }
+
+    /// Loads the inputs from YAML texts ([`crate::input::load`], legacy ConfigMaps converted)
+    /// and reads them as [`Inputs::from_objects`] does: what the file-source speaker runs on.
+    ///
+    /// Fails when a text cannot be loaded or the configuration is invalid.
+    pub fn load<'a>(
+        sources: impl IntoIterator<Item = (&'a str, &'a str)>,
+        options: &PlanOptions,
+    ) -> Result<Self, InputsError> {
+        let objects = load(sources)?;
+        Ok(Self::from_objects(&objects, options)?)
     }
 
     /// The node `name` as the rules see it (a node without labels when unknown).
