@@ -463,21 +463,23 @@ async fn drive(
         health: &health,
         reports: reports.as_ref(),
     };
-    // The first pass feeds everything as it stands; later ones only what changed.
+    // The first pass feeds everything as it stands; later ones only what changed. `changed()`
+    // marks what it reports as seen, so the select's branches record what they saw.
     let mut first_pass = true;
+    let (mut inputs_woke, mut view_woke, mut stale_woke) = (false, false, false);
     loop {
         // Whatever woke us, feed every change not yet seen (the branch that won the select is
         // not always the one that changed). The check and the read are one step: a change
         // arriving between a separate check and the read would be marked seen and never fed.
         let new_inputs = {
             let latest = inputs.borrow_and_update();
-            (first_pass || latest.has_changed())
+            (first_pass || inputs_woke || latest.has_changed())
                 .then(|| latest.clone())
                 .flatten()
         };
         let new_liveness = view.as_mut().and_then(|v| {
             let latest = v.borrow_and_update();
-            (first_pass || latest.has_changed()).then(|| {
+            (first_pass || view_woke || latest.has_changed()).then(|| {
                 let View { alive, settled, .. } = latest.clone();
                 Liveness {
                     alive: Some(alive),
@@ -487,9 +489,10 @@ async fn drive(
         });
         let is_stale = {
             let latest = stale.borrow_and_update();
-            (first_pass || latest.has_changed()).then_some(*latest)
+            (first_pass || stale_woke || latest.has_changed()).then_some(*latest)
         };
         first_pass = false;
+        (inputs_woke, view_woke, stale_woke) = (false, false, false);
         let now = std::time::Instant::now();
         let mut actions = Vec::new();
         if let Some(s) = is_stale {
@@ -509,13 +512,17 @@ async fn drive(
         }
         let deadline = state.deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
-            changed = inputs.changed() => changed.context("the input source stopped")?,
+            changed = inputs.changed() => {
+                changed.context("the input source stopped")?;
+                inputs_woke = true;
+            }
             changed = changed_view(&mut view) => {
                 if changed.is_err() {
                     anyhow::bail!("membership stopped");
                 }
+                view_woke = true;
             }
-            _ = stale.changed() => {}
+            _ = stale.changed() => stale_woke = true,
             () = sleep_until(deadline) => {}
             () = &mut shutdown => break,
         }
