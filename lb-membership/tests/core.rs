@@ -1,0 +1,275 @@
+//! Tests of the sans-IO membership core ([`lb_membership::Core`]) in a simulated network: no
+//! sockets, no clock. Every datagram a core puts out is delivered to the core at its address
+//! one millisecond later, and time moves in one-millisecond steps, so each run is
+//! deterministic and a second of cluster life takes a few milliseconds.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use lb_membership::{Core, MISMATCH_NOTICE, MembershipConfig, Sealer, Timers, Transmit};
+
+const KEY: &[u8] = b"the memberlist secret of the test cluster";
+const OTHER_KEY: &[u8] = b"a secret of some other cluster";
+const TICK: Duration = Duration::from_millis(1);
+
+fn addr(i: u8) -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, i], 7946))
+}
+
+fn names(nodes: &[&str]) -> BTreeSet<String> {
+    nodes.iter().map(|n| (*n).to_string()).collect()
+}
+
+/// A simulated cluster: cores by address, the datagrams in flight, and the time.
+struct Net {
+    cores: BTreeMap<SocketAddr, Core>,
+    /// Addresses whose traffic is dropped both ways (a killed or cut-off speaker).
+    cut: BTreeSet<SocketAddr>,
+    in_flight: Vec<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
+    now: Instant,
+    /// Notices each address put out.
+    notices: BTreeMap<SocketAddr, usize>,
+}
+
+impl Net {
+    fn new() -> Self {
+        Self {
+            cores: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            in_flight: Vec::new(),
+            now: Instant::now(),
+            notices: BTreeMap::new(),
+        }
+    }
+
+    /// Adds speaker `node` at 192.0.2.`i` with `seeds` and `key`.
+    fn add(&mut self, node: &str, i: u8, seeds: &[u8], key: &[u8]) {
+        let config = MembershipConfig {
+            node: node.into(),
+            bind: addr(i),
+            advertise: addr(i),
+            seeds: seeds.iter().map(|s| addr(*s)).collect(),
+            timers: Timers::default(),
+        };
+        let core = Core::new(
+            config,
+            Sealer::from_secret(key).unwrap(),
+            1_000 + u64::from(i),
+            [i; 32],
+            self.now,
+        )
+        .unwrap();
+        self.cores.insert(addr(i), core);
+    }
+
+    fn core(&self, i: u8) -> &Core {
+        &self.cores[&addr(i)]
+    }
+
+    /// Collects what every core wants to send.
+    fn collect(&mut self) {
+        for (from, core) in &mut self.cores {
+            while let Some(t) = core.poll_transmit() {
+                let (to, bytes) = match t {
+                    Transmit::Sealed { to, datagram } => (to, datagram),
+                    Transmit::Notice { to } => {
+                        *self.notices.entry(*from).or_default() += 1;
+                        (to, MISMATCH_NOTICE.to_vec())
+                    }
+                };
+                self.in_flight.push((self.now + TICK, *from, to, bytes));
+            }
+        }
+    }
+
+    /// Moves time on by `d`, one tick at a time, delivering datagrams and running timers.
+    fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        // Bounded: one iteration per millisecond.
+        for _ in 0..=d.as_millis() {
+            if self.now >= end {
+                break;
+            }
+            self.now += TICK;
+            let now = self.now;
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
+                .into_iter()
+                .partition(|d| d.0 <= now);
+            self.in_flight = later;
+            for (_, from, to, bytes) in due {
+                if self.cut.contains(&from) || self.cut.contains(&to) {
+                    continue;
+                }
+                if let Some(core) = self.cores.get_mut(&to) {
+                    core.handle_datagram(&bytes, from, now);
+                }
+            }
+            for (a, core) in &mut self.cores {
+                if self.cut.contains(a) {
+                    continue;
+                }
+                if core.next_deadline().is_some_and(|t| t <= now) {
+                    core.handle_timeout(now);
+                }
+            }
+            self.collect();
+        }
+    }
+
+    /// Runs until `done` holds, at most `limit`; returns how long it took.
+    fn run_until(&mut self, limit: Duration, done: impl Fn(&Self) -> bool) -> Option<Duration> {
+        let start = self.now;
+        while self.now < start + limit {
+            if done(self) {
+                return Some(self.now - start);
+            }
+            self.run(Duration::from_millis(5));
+        }
+        done(self).then(|| self.now - start)
+    }
+}
+
+fn three() -> Net {
+    let mut net = Net::new();
+    net.add("a", 1, &[1, 2, 3], KEY);
+    net.add("b", 2, &[1, 2, 3], KEY);
+    net.add("c", 3, &[1, 2, 3], KEY);
+    net
+}
+
+fn all_see(net: &Net, nodes: &[u8], alive: &[&str]) -> bool {
+    nodes
+        .iter()
+        .all(|i| net.core(*i).view().alive == names(alive))
+}
+
+#[test]
+fn three_speakers_find_each_other_through_their_seeds_and_settle() {
+    let mut net = three();
+    let took = net
+        .run_until(Duration::from_secs(2), |n| {
+            all_see(n, &[1, 2, 3], &["a", "b", "c"])
+        })
+        .expect("no agreement in 2 s");
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    for i in 1..=3 {
+        let v = net.core(i).view();
+        assert!(v.settled && !v.key_mismatch, "{v:?}");
+        assert!(net.core(i).counters().received > 0);
+    }
+}
+
+#[test]
+fn a_silent_speaker_is_declared_down_within_a_second() {
+    let mut net = three();
+    net.run_until(Duration::from_secs(2), |n| {
+        all_see(n, &[1, 2, 3], &["a", "b", "c"])
+    })
+    .unwrap();
+    net.cut.insert(addr(3));
+    let took = net
+        .run_until(Duration::from_secs(3), |n| all_see(n, &[1, 2], &["a", "b"]))
+        .expect("c never declared down");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[test]
+fn a_leaving_speaker_is_dropped_at_once() {
+    let mut net = three();
+    net.run_until(Duration::from_secs(2), |n| {
+        all_see(n, &[1, 2, 3], &["a", "b", "c"])
+    })
+    .unwrap();
+    let now = net.now;
+    net.cores.get_mut(&addr(3)).unwrap().leave(now);
+    net.collect();
+    // The agent stops once its leave is sent: its datagrams are in flight, nothing more.
+    net.cores.remove(&addr(3));
+    let took = net
+        .run_until(Duration::from_secs(1), |n| all_see(n, &[1, 2], &["a", "b"]))
+        .expect("c still a member");
+    assert!(took < Duration::from_millis(100), "{took:?}");
+}
+
+#[test]
+fn a_speaker_with_another_key_stays_out_unsettled_and_disturbs_nobody() {
+    let mut net = three();
+    net.add("x", 9, &[1, 2, 3], OTHER_KEY);
+    net.run(Duration::from_secs(3));
+    assert!(all_see(&net, &[1, 2, 3], &["a", "b", "c"]));
+    let x = net.core(9).view();
+    assert_eq!(x.alive, names(&["x"]));
+    assert!(x.key_mismatch && !x.settled, "{x:?}");
+    let refused: u64 = (1..=3).map(|i| net.core(i).counters().refused).sum();
+    assert!(refused > 0);
+}
+
+#[test]
+fn mismatch_notices_go_to_one_address_at_most_once_a_second() {
+    let mut net = Net::new();
+    net.add("a", 1, &[], KEY);
+    let from = addr(50);
+    let start = net.now;
+    // Ten bad datagrams a millisecond apart, then ten more a second later.
+    for round in 0..2u32 {
+        for k in 0..10u32 {
+            let now = start + Duration::from_secs(u64::from(round)) + TICK * k;
+            net.cores
+                .get_mut(&addr(1))
+                .unwrap()
+                .handle_datagram(b"not sealed at all", from, now);
+        }
+    }
+    let mut notices = Vec::new();
+    while let Some(t) = net.cores.get_mut(&addr(1)).unwrap().poll_transmit() {
+        if let Transmit::Notice { to } = t {
+            notices.push(to);
+        }
+    }
+    assert_eq!(notices, vec![from, from]);
+    assert_eq!(net.core(1).counters().refused, 20);
+}
+
+#[test]
+fn a_speaker_whose_seeds_never_answer_settles_after_the_join_wait() {
+    let mut net = Net::new();
+    net.add("a", 1, &[2, 3], KEY);
+    let wait = Timers::default().join_wait;
+    net.run(wait - Duration::from_millis(100));
+    assert!(!net.core(1).view().settled);
+    net.run(Duration::from_millis(200));
+    assert!(net.core(1).view().settled);
+    assert_eq!(net.core(1).view().alive, names(&["a"]));
+}
+
+#[test]
+fn a_speaker_without_seeds_is_settled_at_once() {
+    let mut net = Net::new();
+    net.add("a", 1, &[1], KEY);
+    net.run(Duration::from_millis(2));
+    assert!(net.core(1).view().settled);
+}
+
+#[test]
+fn a_later_seed_list_joins_two_lone_speakers() {
+    let mut net = Net::new();
+    net.add("a", 1, &[], KEY);
+    net.add("b", 2, &[], KEY);
+    net.run(Duration::from_millis(300));
+    assert!(all_see(&net, &[1], &["a"]) && all_see(&net, &[2], &["b"]));
+    let now = net.now;
+    net.cores
+        .get_mut(&addr(1))
+        .unwrap()
+        .set_seeds(vec![addr(1), addr(2)], now);
+    net.collect();
+    net.run_until(Duration::from_secs(1), |n| all_see(n, &[1, 2], &["a", "b"]))
+        .expect("the new seed was never joined");
+}
