@@ -15,7 +15,7 @@ pub mod memory;
 pub mod metrics;
 pub mod writer;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use http::Health;
-use lb_metallb::controller::{ConfigOutcome, ControllerState, ServiceUpdate, Settings};
+use lb_metallb::controller::{Batch, ConfigOutcome, ControllerState, ServiceUpdate, Settings};
 use lb_metallb::crd::{
     BFDProfile, BGPAdvertisement, Community, IPAddressPool, IPAddressPoolStatus, L2Advertisement,
     v1beta2,
@@ -434,24 +434,10 @@ impl Engine {
             self.restore_if_needed().await;
             return;
         }
-        let mut queue: VecDeque<ServiceKey> = first.into_iter().collect();
-        queue.extend(keys);
-        // A Service is reconciled at most twice per batch: once, and once more when a later
-        // one frees an IP it waits for.
-        let mut runs: BTreeMap<ServiceKey, u8> = BTreeMap::new();
-        while let Some(key) = queue.pop_front() {
-            let n = runs.entry(key.clone()).or_insert(0);
-            let waiting = self.state.is_pending(&key);
-            if *n >= 2 || (*n == 1 && !waiting) {
-                continue;
-            }
-            *n += 1;
+        let mut batch = Batch::new(first.into_iter().chain(keys));
+        while let Some(key) = batch.next(&self.state) {
             let retry = self.reconcile(&key).await;
-            queue.extend(
-                retry
-                    .into_iter()
-                    .filter(|k| runs.get(k).copied().unwrap_or(0) < 2),
-            );
+            batch.retry(retry);
         }
         self.write_pool_statuses().await;
     }

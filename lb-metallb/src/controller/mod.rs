@@ -9,8 +9,10 @@
 //! - [`ControllerState::restore`] is the first pass after a start or a leadership change: every
 //!   IP recorded in a Service's status is taken back (most IPs first) before anything new is
 //!   allocated, so no pending Service can take another's IP.
-//! - [`ControllerState::reconcile`] converges one Service and says what to write.
+//! - [`ControllerState::reconcile`] converges one Service and says what to write; a [`Batch`]
+//!   says which Services one batch of changes reconciles, in which order, and how often.
 
+mod batch;
 mod converge;
 mod update;
 
@@ -21,6 +23,7 @@ use k8s_openapi::api::core::v1::Service;
 use lb_alloc::{Allocator, ClearReason, PoolSet, SharingKey};
 use lb_core::ServiceKey;
 
+pub use batch::Batch;
 pub use converge::{Converged, converge, take_back};
 pub use update::{ReconcileError, ServiceUpdate, pool_annotation_patch, status_patch};
 
