@@ -175,7 +175,7 @@ fn predict(yaml: &str, down: &[&str]) -> Predicted {
     let owners: Vec<usize> = p
         .nodes
         .iter()
-        .filter(|n| n.l2.iter().any(|e| e.service == "default/web"))
+        .filter(|n| n.l2.iter().any(|e| e.service.to_string() == "default/web"))
         .map(|n| NODES.iter().position(|x| *x == n.name).unwrap())
         .collect();
     assert_eq!(owners.len(), 1, "plan elects one owner: {owners:?}");

@@ -162,7 +162,7 @@ fn all_alive() -> Liveness {
 fn plan_owner(nodes: &[NodeAnnouncements], service: &str) -> String {
     let owners: Vec<&str> = nodes
         .iter()
-        .filter(|n| n.l2.iter().any(|e| e.service == service))
+        .filter(|n| n.l2.iter().any(|e| e.service.to_string() == service))
         .map(|n| n.name.as_str())
         .collect();
     assert_eq!(owners.len(), 1, "plan owners of {service}: {owners:?}");
@@ -178,7 +178,7 @@ fn desired_owners(inputs: &Inputs, nodes: &[&str], service: &str, live: &Livenes
                 .node
                 .l2
                 .iter()
-                .any(|e| e.service == service)
+                .any(|e| e.service.to_string() == service)
         })
         .map(|n| (*n).to_string())
         .collect()
@@ -225,7 +225,7 @@ fn each_node_elects_itself_exactly_where_plan_says() {
                 .collect::<BTreeSet<_>>(),
             row.l2
                 .iter()
-                .map(|e| e.service.clone())
+                .map(|e| e.service.to_string())
                 .collect::<BTreeSet<_>>(),
             "{n}"
         );
@@ -469,9 +469,9 @@ fn a_local_policy_bgp_service_is_advertised_only_from_its_endpoint_node() {
                 d.node
                     .not_announced
                     .iter()
-                    .any(|x| x.service == "default/api"
+                    .any(|x| x.service.to_string() == "default/api"
                         && x.protocol == AnnounceProtocol::Bgp
-                        && x.reason == "noLocalEndpoints"),
+                        && x.reason.as_str() == "noLocalEndpoints"),
                 "{n}: {:?}",
                 d.node.not_announced
             );

@@ -18,6 +18,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::runtime::http::Encode;
+use lb_core::ServiceKey;
 use lb_metallb::announce::NodeAnnouncements;
 
 /// Layer-2 counters of one IP.
@@ -90,12 +91,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The (service, protocol, IP) triples a decision announces, each once, in order: layer 2
 /// first, then BGP with the prefix's address as the IP (two advertisements of one Service
 /// with different aggregation lengths can give one address twice, not always in a row).
-fn announced(n: &NodeAnnouncements) -> impl Iterator<Item = (&str, &'static str, IpAddr)> {
-    let l2 = n.l2.iter().map(|e| (e.service.as_str(), "layer2", e.ip));
-    let bgp = n
-        .bgp
-        .iter()
-        .map(|e| (e.service.as_str(), "bgp", e.prefix.addr()));
+fn announced(n: &NodeAnnouncements) -> impl Iterator<Item = (&ServiceKey, &'static str, IpAddr)> {
+    let l2 = n.l2.iter().map(|e| (&e.service, "layer2", e.ip));
+    let bgp = n.bgp.iter().map(|e| (&e.service, "bgp", e.prefix.addr()));
     let mut seen = std::collections::HashSet::new();
     l2.chain(bgp).filter(move |t| seen.insert(*t))
 }
@@ -111,16 +109,18 @@ impl Collector for Shared {
                 None,
                 MetricType::Gauge,
             )?;
-            let mut ip = String::new();
-            for (service, protocol, address) in announced(&s.announced) {
+            let (mut ip, mut service) = (String::new(), String::new());
+            for (key, protocol, address) in announced(&s.announced) {
                 ip.clear();
+                service.clear();
                 // Writing into a String cannot fail.
                 let _ = write!(ip, "{address}");
+                let _ = write!(service, "{key}");
                 let labels = [
                     ("ip", ip.as_str()),
                     ("node", s.node.as_str()),
                     ("protocol", protocol),
-                    ("service", service),
+                    ("service", service.as_str()),
                 ];
                 ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
             }

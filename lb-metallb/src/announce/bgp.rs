@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use ipnet::IpNet;
 use lb_core::IpFamily;
 
-use super::{BgpEntry, Cluster, NodeState, ServiceState};
+use super::{BgpEntry, Cluster, NodeState, NotAnnouncedReason, ServiceState};
 use crate::config::BgpAdvertisement;
 use crate::config::selector::any_matches;
 
@@ -16,13 +16,13 @@ pub(super) fn decide(
     me: &NodeState,
     service: &ServiceState,
     pool: &str,
-) -> Result<Vec<BgpEntry>, &'static str> {
+) -> Result<Vec<BgpEntry>, NotAnnouncedReason> {
     let pool_ads: Vec<&BgpAdvertisement> = cluster.config.bgp_advertisements_for(pool).collect();
     if !pool_ads
         .iter()
         .any(|a| any_matches(&a.node_selectors, &me.labels))
     {
-        return Err("notOwner");
+        return Err(NotAnnouncedReason::NotOwner);
     }
     let ads: Vec<&BgpAdvertisement> = pool_ads
         .into_iter()
@@ -30,22 +30,22 @@ pub(super) fn decide(
         .filter(|a| any_matches(&a.service_selectors, &service.view.labels))
         .collect();
     if ads.is_empty() {
-        return Err("noMatchingAdvertisement");
+        return Err(NotAnnouncedReason::NoMatchingAdvertisement);
     }
     if conflicting(&ads, service) {
-        return Err("conflictingAdvertisements");
+        return Err(NotAnnouncedReason::ConflictingAdvertisements);
     }
     if me.network_unavailable {
-        return Err("nodeNetworkUnavailable");
+        return Err(NotAnnouncedReason::NodeNetworkUnavailable);
     }
     if me.excluded(cluster.ignore_exclude_lb) {
-        return Err("nodeLabeledExcludeBalancers");
+        return Err(NotAnnouncedReason::NodeLabeledExcludeBalancers);
     }
     if service.is_local() && !service.has_usable_endpoint_on(&me.name) {
-        return Err("noLocalEndpoints");
+        return Err(NotAnnouncedReason::NoLocalEndpoints);
     }
     if !service.has_usable_endpoint() {
-        return Err("noEndpoints");
+        return Err(NotAnnouncedReason::NoEndpoints);
     }
     // The peers this node has sessions with.
     let my_peers: BTreeSet<&str> = cluster
@@ -72,7 +72,7 @@ pub(super) fn decide(
                 continue;
             }
             out.push(BgpEntry {
-                service: service.view.key.to_string(),
+                service: service.view.key.clone(),
                 prefix,
                 peers,
                 communities: ad.communities.clone(),
@@ -83,7 +83,7 @@ pub(super) fn decide(
     }
     if out.is_empty() {
         // Not a MetalLB reason: MetalLB "announces" to no session at all and says nothing.
-        return Err("noPeers");
+        return Err(NotAnnouncedReason::NoPeers);
     }
     Ok(out)
 }

@@ -3,7 +3,7 @@
 
 use lb_core::{RankCandidate, rank_nodes};
 
-use super::{Cluster, L2Entry, NodeState, ServiceState};
+use super::{Cluster, L2Entry, NodeState, NotAnnouncedReason, ServiceState};
 use crate::config::L2Advertisement;
 use crate::config::selector::any_matches;
 
@@ -13,9 +13,9 @@ pub(super) fn decide(
     me: &NodeState,
     service: &ServiceState,
     pool: &str,
-) -> Result<Vec<L2Entry>, &'static str> {
+) -> Result<Vec<L2Entry>, NotAnnouncedReason> {
     if !service.has_usable_endpoint() {
-        return Err("notOwner");
+        return Err(NotAnnouncedReason::NotOwner);
     }
     let ads: Vec<&L2Advertisement> = cluster
         .config
@@ -23,13 +23,13 @@ pub(super) fn decide(
         .filter(|a| any_matches(&a.service_selectors, &service.view.labels))
         .collect();
     if service.view.sharing_key.is_some() && ads.iter().any(|a| !a.service_selectors.is_empty()) {
-        return Err("sharedIPWithServiceSelector");
+        return Err(NotAnnouncedReason::SharedIpWithServiceSelector);
     }
     if !ads
         .iter()
         .any(|a| any_matches(&a.node_selectors, &me.labels))
     {
-        return Err("noMatchingAdvertisement");
+        return Err(NotAnnouncedReason::NoMatchingAdvertisement);
     }
     let candidates: Vec<RankCandidate> = cluster
         .nodes
@@ -62,7 +62,7 @@ pub(super) fn decide(
         .unwrap_or_default();
     let ranked = rank_nodes(&candidates, &first_ip);
     if ranked.first().map(|n| n.as_str()) != Some(me.name.as_str()) {
-        return Err("notOwner");
+        return Err(NotAnnouncedReason::NotOwner);
     }
     let mine: Vec<&&L2Advertisement> = ads
         .iter()
@@ -84,7 +84,7 @@ pub(super) fn decide(
         .ingress_ips
         .iter()
         .map(|ip| L2Entry {
-            service: service.view.key.to_string(),
+            service: service.view.key.clone(),
             ip: *ip,
             interfaces: interfaces.clone(),
         })

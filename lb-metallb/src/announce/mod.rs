@@ -7,6 +7,7 @@
 
 mod bgp;
 mod l2;
+mod reason;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
@@ -18,6 +19,8 @@ use lb_core::{
     Announcement, BgpAttributes, Community, L2Attributes, LargeCommunity, ServiceKey, TrafficPolicy,
 };
 use serde::Serialize;
+
+pub use reason::NotAnnouncedReason;
 
 use crate::config::{Config, labels_of};
 use crate::service::ServiceView;
@@ -224,8 +227,9 @@ pub enum AnnounceProtocol {
 /// A layer-2 announcement of one IP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct L2Entry {
-    /// `namespace/name`.
-    pub service: String,
+    /// The Service (`namespace/name` in JSON).
+    #[serde(serialize_with = "as_string")]
+    pub service: ServiceKey,
     /// The IP.
     pub ip: IpAddr,
     /// Interfaces to announce on; empty means all eligible interfaces.
@@ -235,8 +239,9 @@ pub struct L2Entry {
 /// A BGP advertisement of one prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BgpEntry {
-    /// `namespace/name`.
-    pub service: String,
+    /// The Service (`namespace/name` in JSON).
+    #[serde(serialize_with = "as_string")]
+    pub service: ServiceKey,
     /// The prefix (IP masked to the aggregation length).
     pub prefix: ipnet::IpNet,
     /// Peers it goes to.
@@ -251,6 +256,14 @@ pub struct BgpEntry {
     pub local_pref: Option<u32>,
 }
 
+/// Serialises a value by its `Display` form (a Service key as `namespace/name`).
+fn as_string<T: std::fmt::Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
 /// Serialises values by their `Display` form (communities as users write them).
 fn as_strings<T: std::fmt::Display, S: serde::Serializer>(
     values: &[T],
@@ -262,16 +275,13 @@ fn as_strings<T: std::fmt::Display, S: serde::Serializer>(
 /// A service this node does not announce over a protocol, and MetalLB's reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NotAnnounced {
-    /// `namespace/name`.
-    pub service: String,
+    /// The Service (`namespace/name` in JSON).
+    #[serde(serialize_with = "as_string")]
+    pub service: ServiceKey,
     /// The protocol.
     pub protocol: AnnounceProtocol,
-    /// `notOwner`, `noMatchingAdvertisement`, `noEndpoints`, `noLocalEndpoints`,
-    /// `sharedIPWithServiceSelector`, `conflictingAdvertisements`, `nodeNetworkUnavailable`,
-    /// `nodeLabeledExcludeBalancers`, `ipNotAllowed`, and two of our own: `speakerDown` (the
-    /// node's speaker is not alive) and `noPeers` (no BGP session of this node takes the
-    /// service's advertisements).
-    pub reason: String,
+    /// Why, with MetalLB's spelling in JSON.
+    pub reason: NotAnnouncedReason,
 }
 
 /// What one node announces.
@@ -291,7 +301,7 @@ impl NodeAnnouncements {
     /// The same, as the per-service [`Announcement`]s the backends take.
     pub fn to_announcements(&self, services: &[ServiceState]) -> Vec<Announcement> {
         // Entries by service, in one pass over each list (not one pass per service).
-        let mut by_service: HashMap<&str, (Vec<&L2Entry>, Vec<&BgpEntry>)> = HashMap::new();
+        let mut by_service: HashMap<&ServiceKey, (Vec<&L2Entry>, Vec<&BgpEntry>)> = HashMap::new();
         for e in &self.l2 {
             by_service.entry(&e.service).or_default().0.push(e);
         }
@@ -303,7 +313,7 @@ impl NodeAnnouncements {
             if by_service.is_empty() {
                 break;
             }
-            let Some((l2, bgp)) = by_service.remove(s.view.key.to_string().as_str()) else {
+            let Some((l2, bgp)) = by_service.remove(&s.view.key) else {
                 continue;
             };
             out.push(Announcement {
@@ -353,18 +363,18 @@ pub fn for_node(cluster: Cluster<'_>, node: &str) -> NodeAnnouncements {
         .collect();
     services.sort_by(|a, b| a.view.key.cmp(&b.view.key));
     for service in services {
-        let name = service.view.key.to_string();
-        let mut not = |protocol, reason: &str| {
+        let key = &service.view.key;
+        let mut not = |protocol, reason| {
             out.not_announced.push(NotAnnounced {
-                service: name.clone(),
+                service: key.clone(),
                 protocol,
-                reason: reason.to_string(),
+                reason,
             });
         };
         let pool = cluster.config.pools.pool_for_all(&service.view.ingress_ips);
         let Some(pool) = pool else {
-            not(AnnounceProtocol::Layer2, "ipNotAllowed");
-            not(AnnounceProtocol::Bgp, "ipNotAllowed");
+            not(AnnounceProtocol::Layer2, NotAnnouncedReason::IpNotAllowed);
+            not(AnnounceProtocol::Bgp, NotAnnouncedReason::IpNotAllowed);
             continue;
         };
         let has_l2 = cluster
@@ -384,10 +394,10 @@ pub fn for_node(cluster: Cluster<'_>, node: &str) -> NodeAnnouncements {
         };
         if !alive {
             if check_l2 {
-                not(AnnounceProtocol::Layer2, "speakerDown");
+                not(AnnounceProtocol::Layer2, NotAnnouncedReason::SpeakerDown);
             }
             if check_bgp {
-                not(AnnounceProtocol::Bgp, "speakerDown");
+                not(AnnounceProtocol::Bgp, NotAnnouncedReason::SpeakerDown);
             }
             continue;
         }
@@ -422,7 +432,7 @@ pub mod fixtures {
     /// Panics when `ip` is not an IP address.
     pub fn l2(service: &str, ip: &str, interfaces: &[&str]) -> L2Entry {
         L2Entry {
-            service: service.into(),
+            service: service.parse().unwrap(),
             ip: ip.parse().unwrap(),
             interfaces: interfaces.iter().map(|i| (*i).to_string()).collect(),
         }
@@ -433,7 +443,7 @@ pub mod fixtures {
     /// Panics when `prefix` is not a CIDR.
     pub fn bgp(service: &str, prefix: &str, peer: &str) -> BgpEntry {
         BgpEntry {
-            service: service.into(),
+            service: service.parse().unwrap(),
             prefix: prefix.parse().unwrap(),
             peers: vec![peer.into()],
             communities: Vec::new(),

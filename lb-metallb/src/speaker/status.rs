@@ -63,19 +63,12 @@ pub struct Report {
     pub failed: BTreeMap<ServiceKey, Vec<String>>,
 }
 
-fn key_from(service: &str) -> Option<ServiceKey> {
-    let (namespace, name) = service.split_once('/')?;
-    Some(ServiceKey::new(namespace, name))
-}
-
 /// The report of decision `d` on a node whose responder answers on the interfaces `active`.
 pub fn report(d: &Desired, active: &BTreeSet<String>) -> Report {
     let mut out = Report::default();
     let mut unrestricted: BTreeSet<ServiceKey> = BTreeSet::new();
     for e in &d.node.l2 {
-        let Some(key) = key_from(&e.service) else {
-            continue;
-        };
+        let key = e.service.clone();
         if e.interfaces.is_empty() {
             unrestricted.insert(key.clone());
         }
@@ -101,11 +94,8 @@ pub fn report(d: &Desired, active: &BTreeSet<String>) -> Report {
         }
     }
     for e in &d.node.bgp {
-        let Some(key) = key_from(&e.service) else {
-            continue;
-        };
         out.bgp
-            .entry(key)
+            .entry(e.service.clone())
             .or_default()
             .extend(e.peers.iter().cloned());
     }
@@ -220,7 +210,7 @@ mod tests {
 
     fn l2(service: &str, ip: &str, interfaces: &[&str]) -> L2Entry {
         L2Entry {
-            service: service.into(),
+            service: key(service),
             ip: ip.parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
             interfaces: interfaces.iter().map(|s| (*s).to_string()).collect(),
         }
@@ -228,7 +218,7 @@ mod tests {
 
     fn bgp(service: &str, prefix: &str, peers: &[&str]) -> BgpEntry {
         BgpEntry {
-            service: service.into(),
+            service: key(service),
             prefix: prefix.parse().unwrap_or_default(),
             peers: peers.iter().map(|s| (*s).to_string()).collect(),
             communities: Vec::new(),
@@ -251,7 +241,7 @@ mod tests {
     }
 
     fn key(s: &str) -> ServiceKey {
-        key_from(s).unwrap_or_else(|| ServiceKey::new("", ""))
+        s.parse().unwrap_or_else(|_| ServiceKey::new("", ""))
     }
 
     fn active(names: &[&str]) -> BTreeSet<String> {
