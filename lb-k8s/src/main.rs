@@ -148,7 +148,7 @@ struct ControllerArgs {
     ml_secret_name: String,
 }
 
-fn go_duration(text: &str) -> Result<std::time::Duration, String> {
+fn go_duration(text: &str) -> Result<std::time::Duration, lb_metallb::duration::DurationError> {
     lb_metallb::duration::parse_go_duration(text)
 }
 

@@ -72,7 +72,7 @@ impl Ord for Pending {
 }
 
 fn foca_config(t: &Timers) -> Result<Config, MembershipError> {
-    t.check().map_err(MembershipError::Timers)?;
+    t.check()?;
     let mut c = Config::simple();
     c.probe_period = t.probe_period;
     c.probe_rtt = t.probe_timeout;

@@ -40,7 +40,7 @@ impl Membership {
     pub async fn start(config: MembershipConfig, sealer: Sealer) -> Result<Self, MembershipError> {
         let mut seed = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
-            .map_err(|_| MembershipError::Timers("no system randomness".into()))?;
+            .map_err(|_| MembershipError::NoRandomness)?;
         let bind = config.bind;
         let core = Core::new(
             config,

@@ -86,21 +86,36 @@ pub struct Timers {
 impl Timers {
     /// Checks the timers: the probe timeout shorter than the probe period, none zero.
     ///
-    /// Fails with a message naming the values.
-    pub fn check(&self) -> Result<(), String> {
+    /// Fails with an error naming the values.
+    pub fn check(&self) -> Result<(), TimersError> {
         if self.probe_period.is_zero()
             || self.probe_timeout.is_zero()
             || self.probe_timeout >= self.probe_period
             || self.suspicion.is_zero()
         {
-            return Err(format!(
-                "the probe timeout ({:?}) must be shorter than the probe period ({:?}), and \
-                 neither it nor the suspicion timeout ({:?}) may be zero",
-                self.probe_timeout, self.probe_period, self.suspicion
-            ));
+            return Err(TimersError {
+                probe_period: self.probe_period,
+                probe_timeout: self.probe_timeout,
+                suspicion: self.suspicion,
+            });
         }
         Ok(())
     }
+}
+
+/// SWIM timers that cannot work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the probe timeout ({probe_timeout:?}) must be shorter than the probe period \
+     ({probe_period:?}), and neither it nor the suspicion timeout ({suspicion:?}) may be zero"
+)]
+pub struct TimersError {
+    /// The probe period.
+    pub probe_period: Duration,
+    /// The probe timeout.
+    pub probe_timeout: Duration,
+    /// The suspicion timeout.
+    pub suspicion: Duration,
 }
 
 impl Default for Timers {
@@ -173,5 +188,8 @@ pub enum MembershipError {
     },
     /// The timers are not usable.
     #[error("membership: {0}")]
-    Timers(String),
+    Timers(#[from] TimersError),
+    /// The system gave no randomness for SWIM's choices.
+    #[error("membership: no system randomness")]
+    NoRandomness,
 }

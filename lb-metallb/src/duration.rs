@@ -3,22 +3,77 @@
 
 use std::time::Duration;
 
+/// Why a duration was refused; each names the text as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// The text is empty.
+    #[error("empty duration")]
+    Empty,
+    /// A minus sign.
+    #[error("{text:?}: a duration cannot be negative")]
+    Negative {
+        /// The text.
+        text: String,
+    },
+    /// A unit where a number should be.
+    #[error("{text:?}: expected a number")]
+    ExpectedNumber {
+        /// The text.
+        text: String,
+    },
+    /// A number without a unit.
+    #[error("{text:?}: missing unit (ns, us, ms, s, m, h)")]
+    MissingUnit {
+        /// The text.
+        text: String,
+    },
+    /// A unit Go does not know.
+    #[error("{text:?}: unknown unit {unit:?}")]
+    UnknownUnit {
+        /// The text.
+        text: String,
+        /// The unit.
+        unit: String,
+    },
+    /// A number that does not parse or overflows.
+    #[error("{text:?}: {number:?} is not a number or is too large")]
+    BadNumber {
+        /// The text.
+        text: String,
+        /// The number.
+        number: String,
+    },
+    /// The sum overflows.
+    #[error("{text:?}: too large")]
+    TooLarge {
+        /// The text.
+        text: String,
+    },
+    /// A BGP hold time of 1 or 2 seconds (RFC 4271 §4.2).
+    #[error("{seconds}s: must be 0 or at least 3s")]
+    HoldTime {
+        /// The hold time in whole seconds.
+        seconds: u64,
+    },
+}
+
 /// Parses a Go duration: an optional sign, then one or more `<number><unit>` with units
 /// `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`; `0` alone is zero.
 ///
 /// Fails with a reason on an empty string, a negative value, a missing or unknown unit, or a
 /// value too large to represent.
-pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_go_duration(text: &str) -> Result<Duration, DurationError> {
+    let owned = || text.to_string();
     let s = text.trim();
     let s = s.strip_prefix('+').unwrap_or(s);
     if s.starts_with('-') {
-        return Err(format!("{text:?}: a duration cannot be negative"));
+        return Err(DurationError::Negative { text: owned() });
     }
     if s == "0" {
         return Ok(Duration::ZERO);
     }
     if s.is_empty() {
-        return Err("empty duration".into());
+        return Err(DurationError::Empty);
     }
     let mut total: u128 = 0;
     let mut rest = s;
@@ -28,7 +83,7 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
             .unwrap_or(rest.len());
         let (number, tail) = rest.split_at(number_len);
         if number.is_empty() {
-            return Err(format!("{text:?}: expected a number"));
+            return Err(DurationError::ExpectedNumber { text: owned() });
         }
         let unit_len = tail
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -41,18 +96,25 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            "" => return Err(format!("{text:?}: missing unit (ns, us, ms, s, m, h)")),
-            other => return Err(format!("{text:?}: unknown unit {other:?}")),
+            "" => return Err(DurationError::MissingUnit { text: owned() }),
+            other => {
+                return Err(DurationError::UnknownUnit {
+                    text: owned(),
+                    unit: other.to_string(),
+                });
+            }
         };
-        total =
-            total
-                .checked_add(scale(number, nanos_per_unit).ok_or_else(|| {
-                    format!("{text:?}: {number:?} is not a number or is too large")
-                })?)
-                .ok_or_else(|| format!("{text:?}: too large"))?;
+        let value = scale(number, nanos_per_unit).ok_or_else(|| DurationError::BadNumber {
+            text: owned(),
+            number: number.to_string(),
+        })?;
+        total = total
+            .checked_add(value)
+            .ok_or_else(|| DurationError::TooLarge { text: owned() })?;
         rest = tail;
     }
-    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| format!("{text:?}: too large"))?;
+    let secs = u64::try_from(total / 1_000_000_000)
+        .map_err(|_| DurationError::TooLarge { text: owned() })?;
     let nanos = u32::try_from(total % 1_000_000_000).unwrap_or(0);
     Ok(Duration::new(secs, nanos))
 }
@@ -76,16 +138,18 @@ fn scale(number: &str, unit: u128) -> Option<u128> {
 /// Parses a Go duration and truncates it to whole seconds, as MetalLB does for BGP timers.
 ///
 /// Fails like [`parse_go_duration`].
-pub fn parse_whole_seconds(text: &str) -> Result<Duration, String> {
+pub fn parse_whole_seconds(text: &str) -> Result<Duration, DurationError> {
     parse_go_duration(text).map(|d| Duration::from_secs(d.as_secs()))
 }
 
 /// Checks a BGP hold time: 0 (no keepalives) or at least 3 s (RFC 4271 §4.2).
 ///
 /// Fails with a reason naming the value otherwise.
-pub fn check_hold_time(hold: Duration) -> Result<(), String> {
+pub fn check_hold_time(hold: Duration) -> Result<(), DurationError> {
     if !hold.is_zero() && hold < Duration::from_secs(3) {
-        return Err(format!("{}s: must be 0 or at least 3s", hold.as_secs()));
+        return Err(DurationError::HoldTime {
+            seconds: hold.as_secs(),
+        });
     }
     Ok(())
 }

@@ -77,6 +77,25 @@ pub fn load<'a>(
     Ok(objects)
 }
 
+/// Why one document is not an object this crate can read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    /// Not a mapping.
+    #[error("not a Kubernetes object (expected a mapping)")]
+    NotAMapping,
+    /// No `apiVersion` or no `kind`.
+    #[error("object without apiVersion or kind")]
+    NoKind,
+    /// A known kind whose fields have the wrong shape.
+    #[error("{object}: {reason}")]
+    Fields {
+        /// `Kind/name`.
+        object: String,
+        /// serde's reason.
+        reason: String,
+    },
+}
+
 /// A document that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{source_name}: document {document}: {reason}")]
@@ -128,7 +147,7 @@ impl Objects {
                 self.add_value(doc).map_err(|reason| InputError {
                     source_name: source_name.into(),
                     document: count,
-                    reason,
+                    reason: reason.to_string(),
                 })?;
             }
         }
@@ -137,18 +156,18 @@ impl Objects {
 
     /// Adds one object given as a JSON value (a `v1/List` adds its items).
     ///
-    /// Fails like [`Objects::add_yaml`], with the reason only.
-    pub fn add_value(&mut self, doc: Value) -> Result<(), String> {
+    /// Fails like [`Objects::add_yaml`], without the source.
+    pub fn add_value(&mut self, doc: Value) -> Result<(), DocumentError> {
         if doc.is_null() {
             return Ok(());
         }
         let Some(map) = doc.as_object() else {
-            return Err("not a Kubernetes object (expected a mapping)".into());
+            return Err(DocumentError::NotAMapping);
         };
         let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
         let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
         if kind.is_empty() || api_version.is_empty() {
-            return Err("object without apiVersion or kind".into());
+            return Err(DocumentError::NoKind);
         }
         let name = map
             .get("metadata")
@@ -252,8 +271,11 @@ fn split_documents(text: &str) -> Vec<&str> {
     parts
 }
 
-fn typed<T: DeserializeOwned>(what: &str, doc: Value) -> Result<T, String> {
-    serde_json::from_value(doc).map_err(|e| format!("{what}: {e}"))
+fn typed<T: DeserializeOwned>(what: &str, doc: Value) -> Result<T, DocumentError> {
+    serde_json::from_value(doc).map_err(|e| DocumentError::Fields {
+        object: what.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

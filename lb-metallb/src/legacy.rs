@@ -264,8 +264,9 @@ pub fn convert(config_map: &ConfigMap) -> Result<Converted, LegacyError> {
         let hold = match p.hold_time.as_deref().filter(|h| !h.is_empty()) {
             None => Duration::from_secs(90),
             Some(h) => {
-                let d = parse_whole_seconds(h).map_err(|r| err(&field("hold-time"), r))?;
-                check_hold_time(d).map_err(|r| err(&field("hold-time"), r))?;
+                let d =
+                    parse_whole_seconds(h).map_err(|r| err(&field("hold-time"), r.to_string()))?;
+                check_hold_time(d).map_err(|r| err(&field("hold-time"), r.to_string()))?;
                 d
             }
         };
@@ -276,7 +277,7 @@ pub fn convert(config_map: &ConfigMap) -> Result<Converted, LegacyError> {
             .map(|k| {
                 parse_whole_seconds(k)
                     .map(format_go_duration)
-                    .map_err(|r| err(&field("keepalive-time"), r))
+                    .map_err(|r| err(&field("keepalive-time"), r.to_string()))
             })
             .transpose()?;
         let bfd_profile = p

@@ -14,7 +14,7 @@ use super::advertisements::BgpAdvertisement;
 use super::selector::{At, convert_list};
 use super::{ConfigError, name_of};
 use crate::crd::{BFDProfile, v1beta2};
-use crate::duration::{check_hold_time, parse_whole_seconds};
+use crate::duration::{DurationError, check_hold_time, parse_whole_seconds};
 
 const KIND: &str = "BGPPeer";
 /// Hold time when a peer sets none (MetalLB's native default).
@@ -137,7 +137,7 @@ pub(super) fn bfd_profiles(
 }
 
 /// Whole seconds of an optional duration field, or the error.
-fn seconds(value: Option<&str>) -> Result<Option<Duration>, String> {
+fn seconds(value: Option<&str>) -> Result<Option<Duration>, DurationError> {
     value.map(parse_whole_seconds).transpose()
 }
 
@@ -252,11 +252,11 @@ pub(super) fn build(
         }
 
         let hold = seconds(s.hold_time.as_deref())
-            .map_err(|r| errors.push(err("spec.holdTime", r)))
+            .map_err(|r| errors.push(err("spec.holdTime", r.to_string())))
             .ok()
             .flatten();
         let keepalive = seconds(s.keepalive_time.as_deref())
-            .map_err(|r| errors.push(err("spec.keepaliveTime", r)))
+            .map_err(|r| errors.push(err("spec.keepaliveTime", r.to_string())))
             .ok()
             .flatten();
         let (hold_time, keepalive_time) = match (hold, keepalive) {
@@ -266,7 +266,7 @@ pub(super) fn build(
             (None, None) => (DEFAULT_HOLD_TIME, DEFAULT_HOLD_TIME / 3),
         };
         if let Err(reason) = check_hold_time(hold_time) {
-            errors.push(err("spec.holdTime", reason));
+            errors.push(err("spec.holdTime", reason.to_string()));
         }
         if keepalive_time > hold_time {
             errors.push(err(
@@ -279,7 +279,7 @@ pub(super) fn build(
             ));
         }
         let connect_time = seconds(s.connect_time.as_deref())
-            .map_err(|r| errors.push(err("spec.connectTime", r)))
+            .map_err(|r| errors.push(err("spec.connectTime", r.to_string())))
             .ok()
             .flatten();
         if let Some(ct) = connect_time
