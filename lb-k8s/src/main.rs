@@ -232,7 +232,7 @@ fn read_key(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 }
 
 fn speaker(args: SpeakerArgs) -> anyhow::Result<ExitCode> {
-    use lb_k8s::runtime::http::{Encode, Health};
+    use lb_k8s::http::{Encode, Health};
     use lb_k8s::speaker::metrics::SpeakerMetrics;
     use lb_k8s::speaker::run::{
         MembershipSettings, SpeakerSettings, run_from_cluster, run_from_file,
@@ -311,14 +311,14 @@ fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// the endpoint and returns `work`'s result.
 async fn with_http(
     listen: std::net::SocketAddr,
-    health: std::sync::Arc<lb_k8s::runtime::http::Health>,
+    health: std::sync::Arc<lb_k8s::http::Health>,
     work: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<ExitCode> {
     let bound = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let listener = tokio::spawn(lb_k8s::runtime::http::serve(bound, health, async {
+    let listener = tokio::spawn(lb_k8s::http::serve(bound, health, async {
         let _ = http_stopped.await;
     }));
     let result = work.await;
@@ -368,12 +368,9 @@ async fn shutdown_signal() {
 }
 
 fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
-    use lb_k8s::runtime::{
-        self,
-        http::{Encode, Health},
-        lease::LeaseSettings,
-        metrics::Metrics,
-    };
+    use lb_k8s::controller::{self, metrics::Metrics};
+    use lb_k8s::http::{Encode, Health};
+    use lb_k8s::lease::LeaseSettings;
     use lb_metallb::controller::Settings;
     use std::sync::Arc;
 
@@ -388,7 +385,7 @@ fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         namespace: args.namespace.clone(),
         lb_class: args.lb_class.filter(|c| !c.is_empty()),
     };
-    let options = runtime::Options {
+    let options = controller::Options {
         settings,
         identity: identity.clone(),
         lease: args.leader_elect.then(|| LeaseSettings {
@@ -407,7 +404,7 @@ fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new(Arc::clone(&metrics) as Arc<dyn Encode>));
         tracing::info!(listen = %args.listen, namespace = %args.namespace, leader_elect = args.leader_elect, "controller starting");
-        let work = runtime::run(client, options, metrics, Arc::clone(&health), shutdown_signal());
+        let work = controller::run(client, options, metrics, Arc::clone(&health), shutdown_signal());
         with_http(args.listen, health, work).await
     })
 }
@@ -544,7 +541,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    lb_k8s::runtime::memory::tune();
+    lb_k8s::sys::tune();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

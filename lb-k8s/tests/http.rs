@@ -16,8 +16,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use lb_alloc::PoolStats;
-use lb_k8s::runtime::http::{Health, serve};
-use lb_k8s::runtime::metrics::Metrics;
+use lb_k8s::controller::metrics::Metrics;
+use lb_k8s::http::{Health, serve};
 
 /// One HTTP/1.1 GET; returns (status code, body).
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -47,7 +47,7 @@ fn probes_and_metrics() {
         .unwrap();
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(
-        Arc::clone(&metrics) as Arc<dyn lb_k8s::runtime::http::Encode>
+        Arc::clone(&metrics) as Arc<dyn lb_k8s::http::Encode>
     ));
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

@@ -1,4 +1,4 @@
-//! Tests of the controller's Kubernetes I/O (`lb_k8s::runtime`) against kube's mocked API
+//! Tests of the controller's Kubernetes I/O (`lb_k8s::controller`) against kube's mocked API
 //! service (`tower-test`): the [`Writer`], the lease [`Elector`], the [`Engine`] and the
 //! reflectors of [`Stores::start`] talk to a scripted API server that checks every request
 //! (method, path, query, content type, JSON body) in order and answers the way the real one
@@ -41,13 +41,14 @@ use kube::client::Body;
 use kube::runtime::reflector::{self, Store, store::Writer as StoreWriter};
 use kube::runtime::watcher;
 use lb_core::ServiceKey;
-use lb_k8s::runtime::http::Encode;
-use lb_k8s::runtime::lease::{Elector, LeaseSettings, Round};
-use lb_k8s::runtime::metrics::Metrics;
-use lb_k8s::runtime::writer::{Writer, configuration_state};
-use lb_k8s::runtime::{ConfigStores, Engine, Stores, Trigger};
+use lb_k8s::controller::metrics::Metrics;
+use lb_k8s::controller::{Engine, Stores};
+use lb_k8s::http::Encode;
+use lb_k8s::lease::{Elector, LeaseSettings, Round};
+use lb_k8s::reflect::{ConfigStores, Trigger};
 use lb_k8s::speaker::cluster::SpeakerStores;
 use lb_k8s::speaker::status::StatusWriter;
+use lb_k8s::writer::{Writer, configuration_state};
 use lb_metallb::announce::EndpointState;
 use lb_metallb::controller::{ServiceUpdate, Settings};
 use lb_metallb::crd::{IPAddressPool, IPAddressPoolStatus};

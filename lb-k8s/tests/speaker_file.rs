@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use lb_k8s::speaker::run::{ReadError, read_file};
+use lb_k8s::speaker::source::{ReadError, read_file};
 use lb_metallb::plan::PlanOptions;
 
 const FILE: &str = "

@@ -23,7 +23,7 @@ use lb_metallb::plan::PlanOptions;
 use lb_metallb::service;
 use lb_metallb::speaker::{Inputs, inputs_from_cluster, node_addresses};
 
-use crate::runtime::{ConfigStores, Trigger, Watch, cloned, config_trigger, labels_hash, reflect};
+use crate::reflect::{ConfigStores, Trigger, Watch, cloned, config_trigger, labels_hash, reflect};
 
 /// The speaker's caches.
 #[derive(Clone)]

@@ -17,7 +17,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::runtime::http::Encode;
+use crate::http::Encode;
 use lb_core::ServiceKey;
 use lb_metallb::announce::NodeAnnouncements;
 

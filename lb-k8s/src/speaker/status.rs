@@ -21,8 +21,11 @@ use lb_metallb::speaker::status::{
     diff, events_between,
 };
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
-use crate::runtime::writer::emit;
+use super::RETRY;
+use super::cluster::SpeakerStores;
+use crate::writer::emit;
 
 /// Requests in flight at once.
 const CONCURRENCY: usize = 16;
@@ -281,4 +284,57 @@ fn owner_reference(node: &Node) -> Option<Value> {
         "name": node.metadata.name.as_deref()?,
         "uid": node.metadata.uid.as_deref()?,
     }))
+}
+
+/// Writes every report the decision loop publishes; retries failed writes; when the loop is
+/// gone, deletes this node's objects.
+pub(crate) async fn write_statuses(
+    mut writer: StatusWriter,
+    stores: SpeakerStores,
+    node: String,
+    mut reports: watch::Receiver<Option<Report>>,
+) {
+    let mut adopted = false;
+    // The newest report, and whether it is fully written.
+    let mut want: Option<Report> = None;
+    let mut done = true;
+    let mut stopping = false;
+    let mut retry = tokio::time::interval(RETRY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if !adopted {
+            match writer.adopt().await {
+                Ok(()) => adopted = true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list this node's status objects; retrying");
+                }
+            }
+        }
+        if adopted && !done {
+            done = match &want {
+                Some(report) => {
+                    let owner = stores.nodes.get(&ObjectRef::new(&node));
+                    writer
+                        .sync(report, &stores.services, owner.as_deref())
+                        .await
+                }
+                None => true,
+            };
+        }
+        if stopping {
+            return;
+        }
+        tokio::select! {
+            r = reports.changed() => {
+                want = if r.is_err() {
+                    stopping = true;
+                    Some(Report::default())
+                } else {
+                    reports.borrow_and_update().clone()
+                };
+                done = false;
+            }
+            _ = retry.tick(), if !done || !adopted => {}
+        }
+    }
 }

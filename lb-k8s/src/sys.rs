@@ -1,4 +1,5 @@
-//! How the daemons hand memory back to the system.
+//! How the daemons hand memory back to the system. The crate's one module with `unsafe`
+//! (allocator calls, each with its `// SAFETY:` line).
 //!
 //! A daemon's working set is small next to the transient peaks it goes through: a full
 //! re-read of ten thousand Services, a decision over all of them, a metrics scrape of several

@@ -220,7 +220,7 @@ impl Metrics {
     }
 }
 
-impl super::http::Encode for Metrics {
+impl crate::http::Encode for Metrics {
     fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.

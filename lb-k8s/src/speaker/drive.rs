@@ -1,0 +1,377 @@
+//! The decision loop shared by every source: it waits for new inputs, a new membership view,
+//! a rejected change or the loop's deadline, feeds what happened to the pure
+//! [`SpeakerLoop`] and carries out its actions on the backends (`lb_l2`, `lb_bgp`), the
+//! membership, `/readyz`, the status writer and the metrics.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use lb_bgp::{Speaker, SpeakerConfig};
+use lb_core::Announcer;
+use lb_l2::Responder;
+use lb_membership::{Membership, MembershipConfig, Sealer, View};
+use lb_metallb::speaker::status::Report;
+use lb_metallb::speaker::step::{Action, Event, LoopSettings, SeedSettings, SpeakerLoop, seeds};
+use lb_metallb::speaker::{Desired, Inputs, Liveness, default_router_id};
+use tokio::sync::watch;
+
+use super::metrics::{L2Counters, PeerFigures, Snapshot, SpeakerMetrics};
+use super::run::{MembershipSettings, SpeakerSettings};
+use crate::http::Health;
+use crate::sys;
+
+/// The backends, started once the first inputs are known (the router ID comes from them).
+struct Backends {
+    l2: Responder,
+    bgp: Speaker,
+}
+
+/// The decision loop shared by every source: waits, feeds what changed to the pure
+/// [`SpeakerLoop`] and carries out what it returns.
+pub(crate) async fn drive(
+    settings: SpeakerSettings,
+    mut inputs: watch::Receiver<Option<Arc<Inputs>>>,
+    mut stale: watch::Receiver<bool>,
+    metrics: Arc<SpeakerMetrics>,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()>,
+    reports: Option<watch::Sender<Option<Report>>>,
+) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    // Wait for the first good inputs.
+    let first = loop {
+        if let Some(i) = inputs.borrow_and_update().clone() {
+            break i;
+        }
+        tokio::select! {
+            changed = inputs.changed() => changed.context("the input source stopped")?,
+            () = &mut shutdown => return Ok(()),
+        }
+    };
+    let router_id = settings
+        .router_id
+        .or_else(|| default_router_id(&first, &settings.node));
+    let l2 = Responder::start(settings.layer2.clone())
+        .await
+        .context("starting the layer-2 responder")?;
+    let bgp = Speaker::start(SpeakerConfig {
+        router_id,
+        listen_port: None,
+    })
+    .context("starting the BGP speaker")?;
+    // The source holds a responder handle: the guard takes it back out of the metrics however
+    // this function returns, so the responder stops with the backends.
+    let _layer2_source = Layer2SourceGuard(Arc::clone(&metrics));
+    let counters = l2.clone();
+    metrics.set_layer2_source(Some(Box::new(move || {
+        counters
+            .counters()
+            .into_iter()
+            .map(|(ip, c)| L2Counters {
+                ip,
+                requests: c.requests_received,
+                responses: c.responses_sent,
+                gratuitous: c.gratuitous_sent,
+            })
+            .collect()
+    })));
+    let backends = Backends { l2, bgp };
+    let membership = match &settings.membership {
+        Some(m) => Some(start_membership(&settings.node, m, &first).await?),
+        None => None,
+    };
+    let mut view = membership.as_ref().map(Membership::view);
+    let mut state = SpeakerLoop::new(LoopSettings {
+        node: settings.node.clone(),
+        membership: settings.membership.as_ref().map(seed_settings),
+        reports: reports.is_some(),
+    });
+    let run = Run {
+        node: &settings.node,
+        backends: &backends,
+        membership: membership.as_ref(),
+        metrics: &metrics,
+        health: &health,
+        reports: reports.as_ref(),
+    };
+    // The first pass feeds everything as it stands; later ones only what changed. `changed()`
+    // marks what it reports as seen, so the select's branches record what they saw.
+    let mut first_pass = true;
+    let (mut inputs_woke, mut view_woke, mut stale_woke) = (false, false, false);
+    loop {
+        // Whatever woke us, feed every change not yet seen (the branch that won the select is
+        // not always the one that changed). The check and the read are one step: a change
+        // arriving between a separate check and the read would be marked seen and never fed.
+        let new_inputs = {
+            let latest = inputs.borrow_and_update();
+            (first_pass || inputs_woke || latest.has_changed())
+                .then(|| latest.clone())
+                .flatten()
+        };
+        let new_liveness = view.as_mut().and_then(|v| {
+            let latest = v.borrow_and_update();
+            (first_pass || view_woke || latest.has_changed()).then(|| {
+                let View { alive, settled, .. } = latest.clone();
+                Liveness {
+                    alive: Some(alive),
+                    settled,
+                }
+            })
+        });
+        let is_stale = {
+            let latest = stale.borrow_and_update();
+            (first_pass || stale_woke || latest.has_changed()).then_some(*latest)
+        };
+        first_pass = false;
+        (inputs_woke, view_woke, stale_woke) = (false, false, false);
+        let now = std::time::Instant::now();
+        let mut actions = Vec::new();
+        if let Some(s) = is_stale {
+            actions.extend(state.step(Event::Stale(s), now));
+        }
+        actions.extend(state.step(
+            Event::Changed {
+                inputs: new_inputs,
+                liveness: new_liveness,
+            },
+            now,
+        ));
+        run.execute(&state, actions).await;
+        if reports.is_some() {
+            let actions = state.step(Event::Interfaces(run.active_interfaces()), now);
+            run.execute(&state, actions).await;
+        }
+        let deadline = state.deadline().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            changed = inputs.changed() => {
+                changed.context("the input source stopped")?;
+                inputs_woke = true;
+            }
+            changed = changed_view(&mut view) => {
+                if changed.is_err() {
+                    anyhow::bail!("membership stopped");
+                }
+                view_woke = true;
+            }
+            _ = stale.changed() => stale_woke = true,
+            () = sleep_until(deadline) => {}
+            () = &mut shutdown => break,
+        }
+    }
+    tracing::info!("stopping: leaving the cluster, withdrawing announcements");
+    let actions = state.step(Event::Shutdown, std::time::Instant::now());
+    run.execute(&state, actions).await;
+    if let Some(m) = membership {
+        m.leave().await;
+    }
+    backends.l2.shutdown().await;
+    backends
+        .bgp
+        .shutdown("speaker stopping", Duration::from_secs(1))
+        .await;
+    Ok(())
+}
+
+/// What the decision loop's actions are carried out on.
+struct Run<'a> {
+    node: &'a str,
+    backends: &'a Backends,
+    membership: Option<&'a Membership>,
+    metrics: &'a SpeakerMetrics,
+    health: &'a Health,
+    reports: Option<&'a watch::Sender<Option<Report>>>,
+}
+
+impl Run<'_> {
+    /// Carries out `actions` in order; `state` is the loop they came from (for the metrics).
+    async fn execute(&self, state: &SpeakerLoop, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Apply(d, inputs) => {
+                    apply(self.backends, &d, &inputs).await;
+                    // The previous decision and inputs are gone: return their pages.
+                    sys::release_free_memory();
+                }
+                Action::Reannounce => {
+                    tracing::info!("a speaker joined: sending takeover announcements again");
+                    if let Err(e) = self.backends.l2.reannounce().await {
+                        tracing::warn!(error = %e, "re-announcing layer-2 IPs");
+                    }
+                }
+                Action::SetSeeds(seeds) => {
+                    if let Some(m) = self.membership {
+                        m.set_seeds(seeds).await;
+                    }
+                }
+                Action::SetReady(ready) => self.health.ready.store(ready, Ordering::Relaxed),
+                Action::Report(r) => {
+                    if let Some(tx) = self.reports {
+                        let _ = tx.send(Some(r));
+                    }
+                }
+                Action::Publish => publish(
+                    self.metrics,
+                    self.node,
+                    state,
+                    self.backends,
+                    self.membership,
+                ),
+                Action::Stop => {
+                    // Leaving the membership and stopping the backends take ownership of
+                    // them: the caller does that once the loop is done. Withdraw here.
+                    if let Err(e) = self.backends.l2.resync(&[]).await {
+                        tracing::warn!(error = %e, "withdrawing layer-2 announcements");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The interfaces the layer-2 responder answers on now.
+    fn active_interfaces(&self) -> BTreeSet<String> {
+        self.backends
+            .l2
+            .interfaces()
+            .into_iter()
+            .filter(|i| i.active)
+            .map(|i| i.name)
+            .collect()
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn seed_settings(m: &MembershipSettings) -> SeedSettings {
+    SeedSettings {
+        port: m.port,
+        join: m.join.clone(),
+    }
+}
+
+/// Clears the metrics' layer-2 source when dropped.
+struct Layer2SourceGuard(Arc<SpeakerMetrics>);
+
+impl Drop for Layer2SourceGuard {
+    fn drop(&mut self) {
+        self.0.set_layer2_source(None);
+    }
+}
+
+async fn changed_view(
+    view: &mut Option<watch::Receiver<View>>,
+) -> Result<(), watch::error::RecvError> {
+    match view {
+        Some(v) => v.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn start_membership(
+    node: &str,
+    m: &MembershipSettings,
+    inputs: &Inputs,
+) -> anyhow::Result<Membership> {
+    let ip = match m.bind_addr {
+        Some(ip) => ip,
+        None => inputs
+            .addresses
+            .get(node)
+            .and_then(|a| a.first().copied())
+            .with_context(|| {
+                format!("membership: Node {node} has no address in its status; give --ml-bindaddr")
+            })?,
+    };
+    let addr = SocketAddr::new(ip, m.port);
+    let sealer = Sealer::from_secret(&m.secret).context("membership key")?;
+    let membership = Membership::start(
+        MembershipConfig {
+            node: node.to_string(),
+            bind: addr,
+            advertise: addr,
+            seeds: seeds(inputs, &seed_settings(m)),
+            timers: m.timers,
+        },
+        sealer,
+    )
+    .await?;
+    tracing::info!(%addr, "membership started");
+    Ok(membership)
+}
+
+async fn apply(backends: &Backends, d: &Desired, inputs: &Inputs) {
+    if d.l2_held {
+        tracing::info!("layer-2 announcements held until the membership view settles");
+    }
+    // Built for this call only: each backend keeps what it needs of it.
+    let mut all = d.announcements(inputs);
+    if let Err(e) = backends.l2.resync(&all).await {
+        tracing::error!(error = %e, "layer-2 announcements failed");
+    }
+    if let Err(e) = backends.bgp.set_peers(d.peers.clone()) {
+        tracing::error!(error = %e, "BGP peers rejected");
+    }
+    // Only what BGP advertises: the BGP table would otherwise keep a copy of every layer-2
+    // announcement too (a sixth of the heap with thousands of layer-2 Services).
+    all.retain(|a| a.bgp.is_some());
+    if let Err(e) = backends.bgp.resync(&all).await {
+        tracing::error!(error = %e, "BGP announcements failed");
+    }
+    tracing::info!(
+        layer2 = d.node.l2.len(),
+        bgp = d.node.bgp.len(),
+        peers = d.peers.len(),
+        "announcements applied"
+    );
+}
+
+/// Publishes the metrics: the decision as it stands (shared, not copied), the BGP peers'
+/// figures and the membership's. The layer-2 counters are read at scrape time instead.
+fn publish(
+    metrics: &SpeakerMetrics,
+    node: &str,
+    state: &SpeakerLoop,
+    backends: &Backends,
+    membership: Option<&Membership>,
+) {
+    let d = state.decision();
+    let liveness = state.liveness();
+    let ports: std::collections::BTreeMap<&str, u16> = d
+        .map(|d| d.peers.iter().map(|p| (p.name.as_str(), p.port)).collect())
+        .unwrap_or_default();
+    let peers = backends
+        .bgp
+        .peers()
+        .into_iter()
+        .map(|p| PeerFigures {
+            peer: SocketAddr::new(
+                p.address,
+                ports.get(p.name.as_str()).copied().unwrap_or(179),
+            )
+            .to_string(),
+            up: p.state == lb_bgp::fsm::State::Established,
+            updates: p.updates_sent,
+            announced: u64::try_from(p.prefixes_announced).unwrap_or(u64::MAX),
+        })
+        .collect();
+    metrics.publish(Snapshot {
+        node: node.to_string(),
+        announced: d.map(|d| Arc::clone(&d.node)).unwrap_or_default(),
+        peers,
+        members: liveness
+            .alive
+            .as_ref()
+            .map_or(1, |a| u64::try_from(a.len()).unwrap_or(u64::MAX)),
+        membership_refused: membership.map_or(0, |m| m.counters().refused),
+        config_loaded: d.is_some(),
+        config_stale: state.stale(),
+    });
+}
