@@ -7,25 +7,29 @@
 //! decode: they are recorded in [`Update::issues`] and, for "treat-as-withdraw", the UPDATE's
 //! announced prefixes are moved to its withdrawn prefixes.
 
+mod attribute;
 mod notification;
 mod open;
+mod prefix;
 mod reader;
 mod update;
 
 use std::fmt;
 
+pub use attribute::{
+    AsPath, AsPathSegment, Attribute, ExtendedCommunity, MpNextHop, MpReach, MpUnreach, Origin,
+    SegmentType, attr_type,
+};
 pub use notification::{
     ErrorCode, Notification, cease, fsm, header, open as open_error, route_refresh,
     update as update_error,
 };
 pub use open::{AS_TRANS, Capability, GracefulRestart, GracefulRestartFamily, Open};
-pub use update::{
-    AsPath, AsPathSegment, Attribute, ExtendedCommunity, MpNextHop, MpReach, MpUnreach, Origin,
-    SegmentType, Treatment, Update, UpdateIssue, attr_type,
-};
+pub use update::{Treatment, Update, UpdateIssue};
 
+pub(crate) use attribute::encode_attribute;
+pub(crate) use prefix::{ipv4_prefixes, prefix_wire_len};
 use reader::Reader;
-pub(crate) use update::{encode_attribute, ipv4_prefixes, prefix_wire_len};
 
 /// The 16-octet all-ones marker that starts every message.
 pub const MARKER: [u8; 16] = [0xff; 16];
