@@ -578,9 +578,10 @@ impl Session {
         }
         let four_octet_as = open.four_octet_as().is_some();
         if !four_octet_as && self.config.local_asn > u32::from(u16::MAX) {
-            // Our ASN cannot be expressed to a peer without 4-octet AS support.
-            let mut data = vec![65, 4];
-            data.extend_from_slice(&self.config.local_asn.to_be_bytes());
+            // Our ASN cannot be expressed to a peer without 4-octet AS support (RFC 6793 §4.1):
+            // the data names the capability we need (RFC 5492 §3).
+            let mut data = Vec::new();
+            let _ = Capability::FourOctetAs(self.config.local_asn).encode(&mut data);
             return Err(err(open_error::UNSUPPORTED_CAPABILITY, data));
         }
         let theirs = open.families();
@@ -592,11 +593,10 @@ impl Session {
             .filter(|f| theirs.contains(f))
             .collect();
         if families.is_empty() {
+            // No family in common: name the Multiprotocol capabilities we need (RFC 5492 §3).
             let mut data = Vec::new();
             for f in &self.config.families {
-                data.extend_from_slice(&[1, 4]);
-                data.extend_from_slice(&f.afi.to_be_bytes());
-                data.extend_from_slice(&[0, f.safi]);
+                let _ = Capability::Multiprotocol(*f).encode(&mut data);
             }
             return Err(err(open_error::UNSUPPORTED_CAPABILITY, data));
         }

@@ -278,6 +278,17 @@ fn decode_capability(code: u8, body: &[u8]) -> Result<Capability, DecodeError> {
     Ok(cap)
 }
 
+impl Capability {
+    /// Appends the capability as a (code, length, value) triple (RFC 5492 §4), the form it
+    /// takes in an OPEN and in the data of an Unsupported Capability NOTIFICATION (§3).
+    ///
+    /// Fails when a value does not fit its field (a graceful-restart time above 4095 s, a
+    /// value over 255 octets).
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        encode_capability(self, out)
+    }
+}
+
 fn encode_capability(cap: &Capability, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let (code, value): (u8, Vec<u8>) = match cap {
         Capability::Multiprotocol(f) => {
