@@ -11,7 +11,7 @@
 //! Services. The writes of every update are applied to the cluster's copy of the Service as
 //! the JSON merge patches `status_patch` / `pool_annotation_patch` produce, so the next step
 //! sees what the API server would hold. What each step did is written to `<case>.json`;
-//! `UPDATE_GOLDEN=1 cargo test -p lb-k8s --test controller` rewrites those files. Each step
+//! `UPDATE_GOLDEN=1 cargo test -p lb-metallb --test controller` rewrites those files. Each step
 //! may also carry `expect:` assertions that hold whatever the golden says, and every Service
 //! converged in a step must afterwards record exactly what the allocator holds for it.
 //!
@@ -1816,7 +1816,7 @@ mod loop_property {
 // --- known bugs ----------------------------------------------------------------------------
 //
 // Each test states the expected behaviour and is ignored until the bug is fixed:
-// `cargo test -p lb-k8s --test controller -- --ignored` runs them.
+// `cargo test -p lb-metallb --test controller -- --ignored` runs them.
 
 /// Reconciles `keys` and then whatever the updates list in `retry`, as the runtime does,
 /// applying the writes to `services`.

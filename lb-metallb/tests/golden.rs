@@ -1,5 +1,5 @@
 //! Golden replays: inputs and expected outputs checked in under `tests/golden/`, compared
-//! byte for byte. `UPDATE_GOLDEN=1 cargo test -p lb-k8s --test golden` rewrites the expected
+//! byte for byte. `UPDATE_GOLDEN=1 cargo test -p lb-metallb --test golden` rewrites the expected
 //! files; review the diff before committing it.
 
 #![allow(

@@ -1,6 +1,6 @@
 //! The controller's decisions, without I/O: which configuration is in force, which IPs every
 //! Service holds, what its status and annotation must say, which events to emit, and which
-//! Services a change can affect. The Kubernetes side (`crate::runtime`) feeds it objects from
+//! Services a change can affect. The Kubernetes side (`lb_k8s::controller`) feeds it objects from
 //! its reflectors and writes what it returns.
 //!
 //! - [`ControllerState::apply_config`] validates a new configuration; an invalid one is never

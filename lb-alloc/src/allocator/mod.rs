@@ -3,18 +3,28 @@
 //! All paths that give a service IPs end in [`Allocator::assign`], the one place that decides
 //! whether a set of IPs is legal for a service (MetalLB's `Assign`): the IPs lie in one pool,
 //! the pool admits the service, at most one IP per family, and each IP is free or shareable.
+//!
+//! - [`choice`]: which pool and which free IPs a request gets;
+//! - [`sharing`]: when a used IP may be shared (sharing keys, ports);
+//! - [`hashing`]: the fast hasher of the allocator's indexes.
+
+mod choice;
+mod hashing;
+mod sharing;
 
 use std::collections::{BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 
-use lb_core::{IpFamily, ServiceKey, ServicePort};
+use lb_core::{IpFamily, ServiceKey};
 use serde::{Deserialize, Serialize};
 
 use crate::block::Block;
 use crate::error::AllocError;
 use crate::pool::PoolSet;
-use crate::request::{AllocationRequest, Families, SharingKey};
+use crate::request::{AllocationRequest, SharingKey};
+pub(crate) use hashing::FastHasher;
+use sharing::unindex;
 
 /// The IPs a service holds and the pool they come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,115 +143,6 @@ impl Allocator {
             .unwrap_or_default()
     }
 
-    /// What stops `request.service` from using `ip`, if anything (MetalLB's `checkSharing`):
-    /// the IP is usable when unused, used only by this service, or used by services that share
-    /// with it and hold none of its ports. Allocation-free, for the candidate scan.
-    fn sharing_conflict<'a>(
-        &'a self,
-        request: &AllocationRequest,
-        ip: &IpAddr,
-    ) -> Option<SharingConflict<'a>> {
-        let usage = self.ips.get(ip)?;
-        let me = &request.service;
-        let mut others = usage.holders.iter().filter(|s| *s != me).peekable();
-        let first_other = others.peek().copied()?;
-        if usage.key.refusal(&request.sharing).is_some() {
-            return Some(SharingConflict::Key {
-                key: &usage.key,
-                other: first_other,
-            });
-        }
-        others.find_map(|other| {
-            let theirs = &self.services.get(other)?.request.ports;
-            let port = request.ports.iter().find(|p| theirs.contains(p))?;
-            Some(SharingConflict::Port { port: *port, other })
-        })
-    }
-
-    /// [`Allocator::sharing_conflict`] as an error naming the service, IP, port and holder.
-    fn check_sharing(&self, request: &AllocationRequest, ip: &IpAddr) -> Result<(), AllocError> {
-        match self.sharing_conflict(request, ip) {
-            None => Ok(()),
-            Some(SharingConflict::Key { key, other }) => Err(AllocError::SharingNotAllowed {
-                service: request.service.clone(),
-                ip: *ip,
-                other: other.clone(),
-                reason: key.refusal(&request.sharing).unwrap_or_default(),
-            }),
-            Some(SharingConflict::Port { port, other }) => Err(AllocError::PortInUse {
-                service: request.service.clone(),
-                ip: *ip,
-                port,
-                other: other.clone(),
-            }),
-        }
-    }
-
-    /// Fails when the pool's `serviceAllocation` does not admit the service.
-    fn check_admission(&self, request: &AllocationRequest, pool: usize) -> Result<(), AllocError> {
-        let service = &request.service;
-        let refusal = self
-            .pools
-            .pools
-            .get(pool)
-            .and_then(|p| p.refusal(&service.namespace, &request.labels));
-        match refusal {
-            None => Ok(()),
-            Some(reason) => Err(AllocError::PoolNotAllowed {
-                service: service.clone(),
-                pool: self.pool_name(pool),
-                reason,
-            }),
-        }
-    }
-
-    /// The pool holding every IP of `ips`, or the error naming why there is none.
-    fn pool_of(&self, service: &ServiceKey, ips: &[IpAddr]) -> Result<usize, AllocError> {
-        let mut found: Option<(usize, IpAddr)> = None;
-        for ip in ips {
-            let Some((pool, _)) = self.locate(ip) else {
-                return Err(
-                    match self
-                        .pools
-                        .pools
-                        .iter()
-                        .find(|p| p.ranges().any(|r| r.contains(ip)))
-                    {
-                        Some(p) => AllocError::BuggyIpAvoided {
-                            service: service.clone(),
-                            ip: *ip,
-                            pool: p.name.clone(),
-                        },
-                        None => AllocError::NotInAnyPool {
-                            service: service.clone(),
-                            ip: *ip,
-                        },
-                    },
-                );
-            };
-            match found {
-                Some((first_pool, first)) if first_pool != pool => {
-                    return Err(AllocError::IpsInDifferentPools {
-                        service: service.clone(),
-                        first,
-                        first_pool: self.pool_name(first_pool),
-                        second: *ip,
-                        second_pool: self.pool_name(pool),
-                    });
-                }
-                Some(_) => {}
-                None => found = Some((pool, *ip)),
-            }
-        }
-        found
-            .map(|(p, _)| p)
-            .ok_or_else(|| AllocError::InvalidRequestedIps {
-                service: service.clone(),
-                ips: Vec::new(),
-                reason: "no IP given".into(),
-            })
-    }
-
     /// Gives `request.service` exactly `ips` (MetalLB's `Assign`), replacing what it held.
     ///
     /// Fails, leaving the service's previous allocation untouched, when the IPs are in no pool
@@ -348,101 +249,6 @@ impl Allocator {
         }
     }
 
-    /// The address this service would get from one block: the lowest address that is unused
-    /// or shareable with it (MetalLB scans the entry from its start and takes the first address
-    /// `checkSharing` accepts; a shareable used address below the first unused one wins).
-    fn candidate_in_block(&self, block: &Block, request: &AllocationRequest) -> Option<IpAddr> {
-        let unused = block.lowest_free();
-        let shared = request.sharing.sharing.as_ref().and_then(|_| {
-            let ips = self.shareable.get(&request.sharing)?;
-            let upper = unused.unwrap_or(block.range().last());
-            ips.range(block.range().first()..=upper)
-                .find(|ip| {
-                    block.slot_of(ip).is_some() && self.sharing_conflict(request, ip).is_none()
-                })
-                .copied()
-        });
-        match (shared, unused) {
-            (Some(s), Some(u)) => Some(s.min(u)),
-            (s, u) => s.or(u),
-        }
-    }
-
-    /// The first free IPv4 and IPv6 address of a pool for this service, entries scanned in
-    /// configured order (MetalLB's `getFreeIPsFromPool`).
-    fn free_ips(&self, pool: usize, request: &AllocationRequest) -> FreeIps {
-        let mut free = FreeIps::default();
-        for block in self.blocks.get(pool).into_iter().flatten() {
-            let family = block.range().family();
-            if free.get(family).is_none()
-                && let Some(ip) = self.candidate_in_block(block, request)
-            {
-                free.set(family, ip);
-            }
-        }
-        free
-    }
-
-    /// The IPs to take from the first suitable pool of `pools` (MetalLB's
-    /// `findBestPoolForService` then `selectIPsForFamilyAndPolicy`).
-    fn pick(&self, pools: &[usize], request: &AllocationRequest) -> Option<(usize, Vec<IpAddr>)> {
-        let mut primary_only = None;
-        let mut secondary_only = None;
-        for &pool in pools {
-            let free = self.free_ips(pool, request);
-            match request.families {
-                Families::Single(f) => {
-                    if let Some(ip) = free.get(f) {
-                        return Some((pool, vec![ip]));
-                    }
-                }
-                Families::Dual { primary, required } => {
-                    if let (Some(v4), Some(v6)) = (free.v4, free.v6) {
-                        return Some((pool, vec![v4, v6]));
-                    }
-                    if required {
-                        continue;
-                    }
-                    if primary_only.is_none() {
-                        primary_only = free.get(primary).map(|ip| (pool, vec![ip]));
-                    }
-                    if secondary_only.is_none() {
-                        secondary_only = free.get(primary.other()).map(|ip| (pool, vec![ip]));
-                    }
-                }
-            }
-        }
-        primary_only.or(secondary_only)
-    }
-
-    /// Pools tried for automatic allocation, in order: first the pools pinned to the service
-    /// (by namespace, service selector or priority alone) that auto-assign and admit it, by
-    /// priority (lower first, 0 last) then name; then the auto-assign pools without any
-    /// `serviceAllocation`, by name.
-    fn automatic_pools(&self, request: &AllocationRequest) -> (Vec<usize>, Vec<usize>) {
-        let ns = &request.service.namespace;
-        let mut pinned: Vec<usize> = (0..self.pools.pools.len())
-            .filter(|&i| {
-                self.pools.pools.get(i).is_some_and(|p| {
-                    p.auto_assign && p.pins(ns) && p.refusal(ns, &request.labels).is_none()
-                })
-            })
-            .collect();
-        pinned.sort_by_key(|&i| {
-            let prio = self.pools.pools.get(i).map_or(0, |p| p.priority());
-            (prio == 0, prio, i)
-        });
-        let open = (0..self.pools.pools.len())
-            .filter(|&i| {
-                self.pools
-                    .pools
-                    .get(i)
-                    .is_some_and(|p| p.auto_assign && p.admission.is_none())
-            })
-            .collect();
-        (pinned, open)
-    }
-
     /// Allocates automatically (MetalLB's `Allocate`). A service that already holds IPs keeps
     /// them (they are re-checked with [`Allocator::assign`]).
     ///
@@ -533,42 +339,6 @@ impl Allocator {
             .unwrap_or_default()
     }
 
-    fn take_from_pool(
-        &mut self,
-        request: &AllocationRequest,
-        pool: usize,
-    ) -> Result<Allocation, AllocError> {
-        let service = &request.service;
-        self.check_admission(request, pool)?;
-        let name = self.pool_name(pool);
-        let free = self.free_ips(pool, request);
-        let exhausted = |family| AllocError::PoolExhausted {
-            service: service.clone(),
-            pool: name.clone(),
-            family,
-        };
-        let ips = match request.families {
-            Families::Single(f) => vec![free.get(f).ok_or_else(|| exhausted(f))?],
-            Families::Dual { primary, required } => match (free.v4, free.v6) {
-                (Some(v4), Some(v6)) => vec![v4, v6],
-                _ if required => {
-                    let missing = if free.v4.is_none() {
-                        IpFamily::V4
-                    } else {
-                        IpFamily::V6
-                    };
-                    return Err(exhausted(missing));
-                }
-                _ => vec![
-                    free.get(primary)
-                        .or_else(|| free.get(primary.other()))
-                        .ok_or_else(|| exhausted(primary))?,
-                ],
-            },
-        };
-        self.assign(request, &ips)
-    }
-
     /// For a `PreferDualStack` service holding one IP, adds an IP of the missing family from
     /// the same pool (MetalLB's `AllocateFromPoolForAdditionalFamily`) and returns it.
     ///
@@ -604,61 +374,6 @@ impl Allocator {
     }
 }
 
-/// A fast hasher for the allocator's indexes (multiply-rotate over 8-byte words, then a
-/// finaliser). Keys are IPs of the operator's pools and Service names; whoever can create
-/// enough Services to force collisions can already exhaust the pools, so the indexes favour
-/// speed over resistance to chosen keys.
-#[derive(Default)]
-pub(crate) struct FastHasher(u64);
-
-impl Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        // splitmix64's finaliser: spreads every input bit over the whole word, so the table's
-        // low (bucket) and high (tag) bits both vary between neighbouring addresses.
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word.iter_mut().zip(chunk).for_each(|(w, b)| *w = *b);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
-/// Removes `ip` from the shareable index under `key`.
-fn unindex(shareable: &mut HashMap<SharingKey, BTreeSet<IpAddr>>, key: &SharingKey, ip: &IpAddr) {
-    if key.sharing.is_none() {
-        return; // never indexed
-    }
-    if let Some(set) = shareable.get_mut(key) {
-        set.remove(ip);
-        if set.is_empty() {
-            shareable.remove(key);
-        }
-    }
-}
-
 /// Pool index and block index of `ip` among `blocks`.
 fn locate_in(blocks: &[Vec<Block>], ip: &IpAddr) -> Option<(usize, usize)> {
     blocks.iter().enumerate().find_map(|(p, bs)| {
@@ -679,41 +394,4 @@ pub(crate) fn build_blocks(pools: &PoolSet) -> Vec<Vec<Block>> {
                 .collect()
         })
         .collect()
-}
-
-/// Why a used IP cannot be given to a service.
-enum SharingConflict<'a> {
-    /// The holders' sharing identity refuses the service.
-    Key {
-        key: &'a SharingKey,
-        other: &'a ServiceKey,
-    },
-    /// A holder uses one of the service's ports.
-    Port {
-        port: ServicePort,
-        other: &'a ServiceKey,
-    },
-}
-
-/// The first free address of each family found in a pool.
-#[derive(Debug, Default, Clone, Copy)]
-struct FreeIps {
-    v4: Option<IpAddr>,
-    v6: Option<IpAddr>,
-}
-
-impl FreeIps {
-    fn get(self, family: IpFamily) -> Option<IpAddr> {
-        match family {
-            IpFamily::V4 => self.v4,
-            IpFamily::V6 => self.v6,
-        }
-    }
-
-    fn set(&mut self, family: IpFamily, ip: IpAddr) {
-        match family {
-            IpFamily::V4 => self.v4 = Some(ip),
-            IpFamily::V6 => self.v6 = Some(ip),
-        }
-    }
 }
