@@ -6,6 +6,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 mod advertisement;
+mod bfd_profile;
 mod community;
 mod peer;
 mod pool;
@@ -15,7 +16,8 @@ pub use advertisement::{
     BGPAdvertisement, BGPAdvertisementSpec, L2Advertisement, L2AdvertisementSpec,
     PreferredNodeSelector,
 };
-pub use community::{BFDProfile, BFDProfileSpec, Community, CommunityAlias, CommunitySpec};
+pub use bfd_profile::{BFDProfile, BFDProfileSpec};
+pub use community::{Community, CommunityAlias, CommunitySpec};
 pub use peer::{v1beta1, v1beta2};
 pub use pool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};
 pub use status::{
