@@ -83,18 +83,14 @@ pub(super) async fn engine_start_delete_pool_change_and_invalid_config(log: &Log
         )
         .await
         .ok(&b_json);
-        let (seen, reply) = api
-            .expect_create("/apis/events.k8s.io/v1/namespaces/default/events")
-            .await;
-        assert_event(
-            &seen.body,
-            "default",
+        api.expect_event(
             "b",
             "Normal",
             "IPAllocated",
             &format!("Assigned IP [\"{b_ip}\"]"),
-        );
-        reply.created(&stored(&seen.body, "2"));
+            "2",
+        )
+        .await;
 
         api.expect_merge_patch(
             &format!("{POOLS}/default/status"),
@@ -185,30 +181,15 @@ pub(super) async fn engine_start_delete_pool_change_and_invalid_config(log: &Log
         );
         reply.ok(&a_json);
         // ClearAssignment for .5, then IPAllocated for the new IP.
-        let (seen, reply) = api
-            .expect_create("/apis/events.k8s.io/v1/namespaces/default/events")
-            .await;
-        assert_event(
-            &seen.body,
-            "default",
-            "a",
-            "Normal",
-            "ClearAssignment",
-            CLEARED_BY_SHRINK,
-        );
-        reply.created(&stored(&seen.body, "3"));
-        let (seen, reply) = api
-            .expect_create("/apis/events.k8s.io/v1/namespaces/default/events")
-            .await;
-        assert_event(
-            &seen.body,
-            "default",
+        api.expect_event("a", "Normal", "ClearAssignment", CLEARED_BY_SHRINK, "3").await;
+        api.expect_event(
             "a",
             "Normal",
             "IPAllocated",
             &format!("Assigned IP [\"{new_ip}\"]"),
-        );
-        reply.created(&stored(&seen.body, "4"));
+            "4",
+        )
+        .await;
         api.expect_merge_patch(
             &format!("{POOLS}/default/status"),
             &json!({"status": {"assignedIPv4": 1, "assignedIPv6": 0, "availableIPv4": 7, "availableIPv6": 0}}),
@@ -353,18 +334,14 @@ pub(super) async fn engine_retries_a_failed_service_write(log: &Log) {
         )
         .await
         .ok(&b_json);
-        let (seen, reply) = api
-            .expect_create("/apis/events.k8s.io/v1/namespaces/default/events")
-            .await;
-        assert_event(
-            &seen.body,
-            "default",
+        api.expect_event(
             "b",
             "Normal",
             "IPAllocated",
             &format!("Assigned IP [{b_ip}]"),
-        );
-        reply.created(&stored(&seen.body, "5"));
+            "5",
+        )
+        .await;
     })
     .await;
     assert!(engine.failed().is_empty());

@@ -181,10 +181,7 @@ pub(super) async fn lease_conflict_is_follower(log: &Log) {
         api.expect_get(LEASE).await.fail(500, "InternalError");
     })
     .await;
-    assert!(
-        matches!(&result, Err(kube::Error::Api(s)) if s.code == 500),
-        "{result:?}"
-    );
+    assert_api_error(&result, 500);
 }
 
 /// `release` as holder: GET, then PUT without holder, duration 1 s, renew time = wall,

@@ -276,3 +276,44 @@ pub(crate) fn assert_metric(text: &str, line: &str) {
         "metric line {line:?} missing from:\n{text}"
     );
 }
+
+/// The collection the controller's Events about Services of `default` go to.
+const DEFAULT_NS_EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+
+/// An update of Service `default/name` that sets `ip` from `pool`, with the `IPAllocated`
+/// event: what a fresh allocation writes.
+pub(crate) fn update_allocating(name: &str, ip: IpAddr, pool: &str) -> ServiceUpdate {
+    ServiceUpdate {
+        key: ServiceKey::new("default", name),
+        status: Some(vec![ip]),
+        pool_annotation: Some(Some(pool.into())),
+        events: vec![events::allocated(&[ip])],
+        retry: Vec::new(),
+        error: None,
+    }
+}
+
+/// Fails unless `result` is an API error with HTTP status `code`.
+pub(crate) fn assert_api_error<T: std::fmt::Debug>(result: &Result<T, kube::Error>, code: u16) {
+    assert!(
+        matches!(result, Err(kube::Error::Api(s)) if s.code == code),
+        "{result:?}"
+    );
+}
+
+impl ApiServer {
+    /// The next request, which must create the controller's Event (see [`assert_event`])
+    /// about Service `default/name`; answered as stored with resourceVersion `rv`.
+    pub(crate) async fn expect_event(
+        &mut self,
+        name: &str,
+        type_: &str,
+        reason: &str,
+        note: &str,
+        rv: &str,
+    ) {
+        let (seen, reply) = self.expect_create(DEFAULT_NS_EVENTS).await;
+        assert_event(&seen.body, "default", name, type_, reason, note);
+        reply.created(&stored(&seen.body, rv));
+    }
+}

@@ -301,10 +301,7 @@ async fn status_adopt_retried_after_a_failed_list_keeps_what_it_adopted() {
         reply.fail(500, "InternalError");
     })
     .await;
-    assert!(
-        matches!(&result, Err(kube::Error::Api(s)) if s.code == 500),
-        "{result:?}"
-    );
+    assert_api_error(&result, 500);
     drive(writer.adopt(), async {
         let (seen, reply) = api.expect(Method::GET, L2_STATUSES).await;
         assert_eq!(

@@ -10,14 +10,7 @@ pub(super) async fn writer_service_writes_status_annotation_then_event(log: &Log
     let svc_json = service_json("default", "web", "192.0.2.10", &[], &json!({}));
     let svc: Service = serde_json::from_value(svc_json.clone()).unwrap();
     let allocated = ip("203.0.113.10");
-    let u = ServiceUpdate {
-        key: ServiceKey::new("default", "web"),
-        status: Some(vec![allocated]),
-        pool_annotation: Some(Some("default".into())),
-        events: vec![events::allocated(&[allocated])],
-        retry: Vec::new(),
-        error: None,
-    };
+    let u = update_allocating("web", allocated, "default");
     let result = drive(writer.service(&u, &svc), async {
         api.expect_merge_patch(
             "/api/v1/namespaces/default/services/web/status",
@@ -31,18 +24,14 @@ pub(super) async fn writer_service_writes_status_annotation_then_event(log: &Log
         )
         .await
         .ok(&svc_json);
-        let (seen, reply) = api
-            .expect_create("/apis/events.k8s.io/v1/namespaces/default/events")
-            .await;
-        assert_event(
-            &seen.body,
-            "default",
+        api.expect_event(
             "web",
             "Normal",
             "IPAllocated",
             "Assigned IP [\"203.0.113.10\"]",
-        );
-        reply.created(&stored(&seen.body, "7"));
+            "7",
+        )
+        .await;
     })
     .await;
     result.unwrap();
@@ -94,14 +83,7 @@ pub(super) async fn writer_service_stops_at_a_failed_status_patch(log: &Log) {
     let writer = Writer::new(client, NS, "controller-0");
     let svc = service("default", "web", "192.0.2.10", &[], &json!({}));
     let allocated = ip("203.0.113.10");
-    let u = ServiceUpdate {
-        key: ServiceKey::new("default", "web"),
-        status: Some(vec![allocated]),
-        pool_annotation: Some(Some("default".into())),
-        events: vec![events::allocated(&[allocated])],
-        retry: Vec::new(),
-        error: None,
-    };
+    let u = update_allocating("web", allocated, "default");
     let result = drive(writer.service(&u, &svc), async {
         api.expect_patch("/api/v1/namespaces/default/services/web/status")
             .await
@@ -109,10 +91,7 @@ pub(super) async fn writer_service_stops_at_a_failed_status_patch(log: &Log) {
             .fail(500, "InternalError");
     })
     .await;
-    assert!(
-        matches!(&result, Err(kube::Error::Api(s)) if s.code == 500),
-        "{result:?}"
-    );
+    assert_api_error(&result, 500);
     api.assert_quiet().await;
 }
 
@@ -123,14 +102,7 @@ pub(super) async fn writer_service_stops_at_a_failed_annotation_patch(log: &Log)
     let svc_json = service_json("default", "web", "192.0.2.10", &[], &json!({}));
     let svc: Service = serde_json::from_value(svc_json.clone()).unwrap();
     let allocated = ip("203.0.113.10");
-    let u = ServiceUpdate {
-        key: ServiceKey::new("default", "web"),
-        status: Some(vec![allocated]),
-        pool_annotation: Some(Some("default".into())),
-        events: vec![events::allocated(&[allocated])],
-        retry: Vec::new(),
-        error: None,
-    };
+    let u = update_allocating("web", allocated, "default");
     let result = drive(writer.service(&u, &svc), async {
         api.expect_patch("/api/v1/namespaces/default/services/web/status")
             .await
@@ -142,10 +114,7 @@ pub(super) async fn writer_service_stops_at_a_failed_annotation_patch(log: &Log)
             .fail(404, "NotFound");
     })
     .await;
-    assert!(
-        matches!(&result, Err(kube::Error::Api(s)) if s.code == 404),
-        "{result:?}"
-    );
+    assert_api_error(&result, 404);
     api.assert_quiet().await;
 }
 
@@ -295,10 +264,7 @@ pub(super) async fn writer_pool_status_patches_the_status_subresource(log: &Log)
             .fail(404, "NotFound");
     })
     .await;
-    assert!(
-        matches!(&result, Err(kube::Error::Api(s)) if s.code == 404),
-        "{result:?}"
-    );
+    assert_api_error(&result, 404);
 }
 
 /// `Writer::configuration_state(None)` with no object: GET 404, create `controller`
@@ -410,10 +376,7 @@ pub(super) async fn writer_configuration_state_conflict_and_failure(log: &Log) {
             .fail(500, "InternalError");
     })
     .await;
-    assert!(
-        matches!(&result, Err(kube::Error::Api(s)) if s.code == 500),
-        "{result:?}"
-    );
+    assert_api_error(&result, 500);
     api.assert_quiet().await;
 }
 
