@@ -27,12 +27,9 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-const FOUR: Codec = Codec {
-    four_octet_as: true,
-};
-const TWO: Codec = Codec {
-    four_octet_as: false,
-};
+mod fixtures;
+
+use fixtures::{FOUR, TWO};
 
 // ---------------------------------------------------------------------------------------------
 // Strategies: addresses, prefixes, AS numbers.

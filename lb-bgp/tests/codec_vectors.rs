@@ -21,12 +21,9 @@ use lb_bgp::wire::{
 };
 use lb_core::{Community, LargeCommunity};
 
-const FOUR: Codec = Codec {
-    four_octet_as: true,
-};
-const TWO: Codec = Codec {
-    four_octet_as: false,
-};
+mod fixtures;
+
+use fixtures::{FOUR, TWO, net, v4};
 
 // ---------------------------------------------------------------------------------------------
 // Hand framing helpers.
@@ -69,14 +66,6 @@ fn update_msg(withdrawn: &[u8], attrs: &[Vec<u8>], nlri: &[u8]) -> Vec<u8> {
     body.extend_from_slice(&attrs);
     body.extend_from_slice(nlri);
     frame(2, &body)
-}
-
-fn v4(s: &str) -> Ipv4Net {
-    s.parse().unwrap()
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().unwrap()
 }
 
 fn decode(bytes: &[u8], codec: Codec) -> Message {
@@ -172,37 +161,7 @@ fn full_open() -> (Vec<u8>, Open) {
     body.push(2); // capabilities parameter
     body.push(u8::try_from(caps.len()).unwrap());
     body.extend_from_slice(&caps);
-    let open = Open::new(
-        4_200_000_000,
-        90,
-        Ipv4Addr::new(192, 0, 2, 1),
-        vec![
-            Capability::Multiprotocol(Family::IPV4_UNICAST),
-            Capability::Multiprotocol(Family::IPV6_UNICAST),
-            Capability::RouteRefresh,
-            Capability::EnhancedRouteRefresh,
-            Capability::FourOctetAs(4_200_000_000),
-            Capability::GracefulRestart(GracefulRestart {
-                restart_state: true,
-                notification: true,
-                restart_time: 120,
-                families: vec![
-                    GracefulRestartFamily {
-                        family: Family::IPV4_UNICAST,
-                        forwarding_preserved: true,
-                    },
-                    GracefulRestartFamily {
-                        family: Family::IPV6_UNICAST,
-                        forwarding_preserved: false,
-                    },
-                ],
-            }),
-            Capability::Unknown {
-                code: 128,
-                value: vec![0xde, 0xad, 0x01],
-            },
-        ],
-    );
+    let open = fixtures::open_with_every_capability(128, &[0xde, 0xad, 0x01]);
     (frame(1, &body), open)
 }
 

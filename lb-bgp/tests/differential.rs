@@ -54,12 +54,9 @@ use netgauze_parse_utils::traits::{ParseFrom, ParseFromWithOneInput};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 
-const FOUR: Codec = Codec {
-    four_octet_as: true,
-};
-const TWO: Codec = Codec {
-    four_octet_as: false,
-};
+mod fixtures;
+
+use fixtures::{FOUR, TWO, net, v4};
 
 // ---------------------------------------------------------------------------------------------
 // netgauze plumbing.
@@ -840,46 +837,8 @@ fn theirs_to_ours(m: &Message, codec: Codec) {
 // The fixed set of messages.
 // ---------------------------------------------------------------------------------------------
 
-fn v4(s: &str) -> Ipv4Net {
-    s.parse().unwrap()
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().unwrap()
-}
-
 fn our_open() -> Open {
-    Open::new(
-        4_200_000_000,
-        90,
-        Ipv4Addr::new(192, 0, 2, 1),
-        vec![
-            Capability::Multiprotocol(Family::IPV4_UNICAST),
-            Capability::Multiprotocol(Family::IPV6_UNICAST),
-            Capability::RouteRefresh,
-            Capability::EnhancedRouteRefresh,
-            Capability::FourOctetAs(4_200_000_000),
-            Capability::GracefulRestart(GracefulRestart {
-                restart_state: true,
-                notification: true,
-                restart_time: 120,
-                families: vec![
-                    GracefulRestartFamily {
-                        family: Family::IPV4_UNICAST,
-                        forwarding_preserved: true,
-                    },
-                    GracefulRestartFamily {
-                        family: Family::IPV6_UNICAST,
-                        forwarding_preserved: false,
-                    },
-                ],
-            }),
-            Capability::Unknown {
-                code: 200,
-                value: vec![1, 2, 3],
-            },
-        ],
-    )
+    fixtures::open_with_every_capability(200, &[1, 2, 3])
 }
 
 fn ipv4_update() -> Update {

@@ -24,6 +24,8 @@ use proptest::prelude::*;
 
 use Direction::{Inbound, Outbound};
 
+mod fixtures;
+
 const LOCAL_ASN: u32 = 64500;
 const PEER_ASN: u32 = 64501;
 const LOCAL_ID: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
@@ -156,21 +158,7 @@ fn happy_path_outbound_with_graceful_restart() {
             Capability::Multiprotocol(Family::IPV6_UNICAST),
             Capability::RouteRefresh,
             Capability::FourOctetAs(LOCAL_ASN),
-            Capability::GracefulRestart(GracefulRestart {
-                restart_state: true,
-                notification: false,
-                restart_time: 120,
-                families: vec![
-                    GracefulRestartFamily {
-                        family: Family::IPV4_UNICAST,
-                        forwarding_preserved: true,
-                    },
-                    GracefulRestartFamily {
-                        family: Family::IPV6_UNICAST,
-                        forwarding_preserved: true,
-                    },
-                ],
-            }),
+            Capability::GracefulRestart(fixtures::graceful_restart_both(true, false, (true, true))),
         ],
     };
     assert_eq!(s.local_open(), expected_open);

@@ -24,6 +24,10 @@ use lb_bgp::wire::{
 use lb_core::{Community, LargeCommunity};
 use proptest::prelude::*;
 
+mod fixtures;
+
+use fixtures::net;
+
 const LOCAL_ASN: u32 = 64500;
 const PEER_ASN: u32 = 64501;
 const NH4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -49,10 +53,6 @@ fn ebgp() -> SessionParams {
 
 fn ibgp() -> SessionParams {
     params(LOCAL_ASN, LOCAL_ASN, true)
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().unwrap()
 }
 
 fn set(routes: &[(&str, &RouteAttributes)]) -> RouteSet {
