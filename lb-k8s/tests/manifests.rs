@@ -50,7 +50,7 @@ const PARTS: [&str; 5] = [
 ];
 
 // ---------------------------------------------------------------------------------------
-// The RBAC contract: exactly the calls the code makes. `tests/kube_mock.rs` checks the other
+// The RBAC contract: exactly the calls the code makes. `tests/kube_mock/rbac.rs` checks the other
 // direction for the controller: every request it makes is granted by deploy/rbac.yaml, and
 // every grant there is used.
 
