@@ -15,16 +15,14 @@ use std::time::{Duration, Instant};
 
 use lb_membership::{Core, MISMATCH_NOTICE, MembershipConfig, Sealer, Timers, Transmit};
 
-const KEY: &[u8] = b"the memberlist secret of the test cluster";
-const OTHER_KEY: &[u8] = b"a secret of some other cluster";
+mod support;
+
+use support::{KEY, OTHER_KEY, names};
+
 const TICK: Duration = Duration::from_millis(1);
 
 fn addr(i: u8) -> SocketAddr {
     SocketAddr::from(([192, 0, 2, i], 7946))
-}
-
-fn names(nodes: &[&str]) -> BTreeSet<String> {
-    nodes.iter().map(|n| (*n).to_string()).collect()
 }
 
 /// A simulated cluster: cores by address, the datagrams in flight, and the time.

@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 
 use lb_membership::{Membership, MembershipConfig, MembershipError, Sealer, Timers, View};
 
-const KEY: &[u8] = b"the memberlist secret of the test cluster";
-const OTHER_KEY: &[u8] = b"a secret of some other cluster";
+mod support;
+
+use support::{KEY, OTHER_KEY, names};
+
 const POLL: Duration = Duration::from_millis(10);
 
 /// `n` distinct loopback addresses whose ports nobody uses right now (bound, read, released).
@@ -34,10 +36,6 @@ fn free_addrs(n: usize) -> Vec<SocketAddr> {
     drop(sockets);
     assert_eq!(addrs.iter().collect::<BTreeSet<_>>().len(), n);
     addrs
-}
-
-fn names(nodes: &[&str]) -> BTreeSet<String> {
-    nodes.iter().map(|n| (*n).to_string()).collect()
 }
 
 /// Starts an agent; retries a bind that fails because the previous agent on that address
