@@ -49,5 +49,7 @@ pub use error::{AllocError, ConfigErrors};
 pub use lifecycle::{PoolChange, RestoreReport, Snapshot, SnapshotEntry};
 pub use pool::{IpAddressPool, NamespaceLabels, Pool, PoolSet, ServiceAllocation};
 pub use request::{AllocationRequest, Families, SharingKey};
-pub use selector::{LabelSelector, Labels, SelectorOperator, SelectorRequirement, render_labels};
+pub use selector::{
+    LabelSelector, Labels, SelectorError, SelectorOperator, SelectorRequirement, render_labels,
+};
 pub use stats::PoolStats;

@@ -282,7 +282,7 @@ fn check_selectors(pool: &str, field: &'static str, list: &[LabelSelector]) -> V
                 pool: pool.into(),
                 field,
                 index,
-                reason,
+                reason: reason.to_string(),
             });
         } else if !seen.insert(s.to_string()) {
             errors.push(AllocError::InvalidSelector {

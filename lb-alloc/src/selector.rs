@@ -78,44 +78,86 @@ impl LabelSelector {
 
     /// Checks the selector is well formed, as Kubernetes would.
     ///
-    /// Fails with a reason when a key is empty, `In`/`NotIn` has no values,
-    /// `Exists`/`DoesNotExist` has values, or an expression or value is repeated.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Fails when a key is empty, `In`/`NotIn` has no values, `Exists`/`DoesNotExist` has
+    /// values, or an expression or value is repeated.
+    pub fn validate(&self) -> Result<(), SelectorError> {
         if self.match_labels.keys().any(String::is_empty) {
-            return Err("matchLabels has an empty key".into());
+            return Err(SelectorError::EmptyLabelKey);
         }
         let mut seen = Vec::new();
         for r in &self.match_expressions {
             if r.key.is_empty() {
-                return Err("matchExpressions has an empty key".into());
+                return Err(SelectorError::EmptyExpressionKey);
             }
             match r.operator {
                 SelectorOperator::In | SelectorOperator::NotIn if r.values.is_empty() => {
-                    return Err(format!(
-                        "{:?} on {:?} needs at least one value",
-                        r.operator, r.key
-                    ));
+                    return Err(SelectorError::NoValues {
+                        operator: r.operator,
+                        key: r.key.clone(),
+                    });
                 }
                 SelectorOperator::Exists | SelectorOperator::DoesNotExist
                     if !r.values.is_empty() =>
                 {
-                    return Err(format!("{:?} on {:?} takes no values", r.operator, r.key));
+                    return Err(SelectorError::UnexpectedValues {
+                        operator: r.operator,
+                        key: r.key.clone(),
+                    });
                 }
                 _ => {}
             }
             let mut values = r.values.clone();
             values.sort();
             if values.windows(2).any(|w| w.first() == w.get(1)) {
-                return Err(format!("duplicate value in the expression on {:?}", r.key));
+                return Err(SelectorError::DuplicateValue { key: r.key.clone() });
             }
             let canonical = (r.key.clone(), r.operator, values);
             if seen.contains(&canonical) {
-                return Err(format!("duplicate expression on {:?}", r.key));
+                return Err(SelectorError::DuplicateExpression { key: r.key.clone() });
             }
             seen.push(canonical);
         }
         Ok(())
     }
+}
+
+/// Why a label selector is malformed, as Kubernetes would refuse it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// `matchLabels` has an empty key.
+    #[error("matchLabels has an empty key")]
+    EmptyLabelKey,
+    /// An expression has an empty key.
+    #[error("matchExpressions has an empty key")]
+    EmptyExpressionKey,
+    /// `In` or `NotIn` without values.
+    #[error("{operator:?} on {key:?} needs at least one value")]
+    NoValues {
+        /// The operator.
+        operator: SelectorOperator,
+        /// The label key.
+        key: String,
+    },
+    /// `Exists` or `DoesNotExist` with values.
+    #[error("{operator:?} on {key:?} takes no values")]
+    UnexpectedValues {
+        /// The operator.
+        operator: SelectorOperator,
+        /// The label key.
+        key: String,
+    },
+    /// A value repeated within one expression.
+    #[error("duplicate value in the expression on {key:?}")]
+    DuplicateValue {
+        /// The label key.
+        key: String,
+    },
+    /// The same expression twice.
+    #[error("duplicate expression on {key:?}")]
+    DuplicateExpression {
+        /// The label key.
+        key: String,
+    },
 }
 
 impl fmt::Display for LabelSelector {

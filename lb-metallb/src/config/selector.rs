@@ -40,7 +40,7 @@ pub(crate) fn convert(s: &K8sSelector) -> Result<LabelSelector, String> {
         match_labels: s.match_labels.clone().unwrap_or_default(),
         match_expressions: expressions,
     };
-    selector.validate()?;
+    selector.validate().map_err(|e| e.to_string())?;
     Ok(selector)
 }
 
