@@ -7,7 +7,10 @@
 //! Every decision lives in [`lb_metallb`]; the speakers' membership in [`lb_membership`]; this
 //! crate only waits, reads and writes.
 
+pub use error::Error;
+
 pub mod controller;
+pub mod error;
 pub mod http;
 pub mod lease;
 pub mod reflect;

@@ -312,7 +312,7 @@ fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn with_http(
     listen: std::net::SocketAddr,
     health: std::sync::Arc<lb_k8s::http::Health>,
-    work: impl std::future::Future<Output = anyhow::Result<()>>,
+    work: impl std::future::Future<Output = Result<(), lb_k8s::Error>>,
 ) -> anyhow::Result<ExitCode> {
     let bound = tokio::net::TcpListener::bind(listen)
         .await
@@ -328,7 +328,8 @@ async fn with_http(
         Ok(Err(e)) => tracing::error!(error = %e, "metrics endpoint failed"),
         Err(e) => tracing::error!(error = %e, "metrics endpoint task failed"),
     }
-    result.map(|()| ExitCode::SUCCESS)
+    result?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logging(level: LogLevel, format: LogFormat) {

@@ -101,7 +101,7 @@ impl ConfigStores {
     /// Waits until every reflector has listed its objects once.
     ///
     /// Fails when a reflector stopped.
-    pub async fn wait_until_ready(&self) -> anyhow::Result<()> {
+    pub async fn wait_until_ready(&self) -> Result<(), crate::Error> {
         self.pools.wait_until_ready().await?;
         self.l2_advertisements.wait_until_ready().await?;
         self.bgp_advertisements.wait_until_ready().await?;

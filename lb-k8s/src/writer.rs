@@ -118,13 +118,15 @@ impl Writer {
     /// never changes an existing one. Returns true when it created it.
     ///
     /// Fails when the key cannot be read from the system or the API server refuses.
-    pub async fn memberlist_secret(&self, name: &str) -> anyhow::Result<bool> {
+    pub async fn memberlist_secret(&self, name: &str) -> Result<bool, crate::Error> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
         if api.get_opt(name).await?.is_some() {
             return Ok(false);
         }
         let mut key = vec![0u8; 128];
-        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut key)?;
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))
+            .map_err(crate::Error::Randomness)?;
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.into()),

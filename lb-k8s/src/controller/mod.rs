@@ -76,7 +76,7 @@ impl Stores {
     /// Waits until every reflector has listed its objects once.
     ///
     /// Fails when a reflector stopped.
-    pub async fn wait_until_ready(&self) -> anyhow::Result<()> {
+    pub async fn wait_until_ready(&self) -> Result<(), crate::Error> {
         self.services.wait_until_ready().await?;
         self.config.wait_until_ready().await?;
         self.namespaces.wait_until_ready().await?;
@@ -169,7 +169,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> Result<(), crate::Error> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let stores = Stores::start(&client, &options.settings.namespace, &tx);
     let (leading_tx, mut leading) = watch::channel(false);
@@ -188,7 +188,7 @@ pub async fn run(
             // Wait for leadership; triggers meanwhile are moot (the restore reads the cache).
             while !*leading.borrow_and_update() {
                 tokio::select! {
-                    r = leading.changed() => r?,
+                    r = leading.changed() => r.map_err(|_| crate::Error::ElectionStopped)?,
                     t = rx.recv() => if t.is_none() { return Ok(()) },
                 }
             }
@@ -222,7 +222,7 @@ pub async fn run(
             loop {
                 tokio::select! {
                     r = leading.changed() => {
-                        r?;
+                        r.map_err(|_| crate::Error::ElectionStopped)?;
                         if !*leading.borrow_and_update() { break; }
                     }
                     t = rx.recv() => {
@@ -240,7 +240,7 @@ pub async fn run(
             tracing::warn!("lost leadership: stopped writing");
         }
     };
-    let result: anyhow::Result<()> = tokio::select! {
+    let result: Result<(), crate::Error> = tokio::select! {
         r = work => r,
         () = shutdown => Ok(()),
     };

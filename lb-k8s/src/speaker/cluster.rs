@@ -78,7 +78,7 @@ impl SpeakerStores {
     /// Waits until every reflector has listed its objects once.
     ///
     /// Fails when a reflector stopped.
-    pub async fn wait_until_ready(&self) -> anyhow::Result<()> {
+    pub async fn wait_until_ready(&self) -> Result<(), crate::Error> {
         self.services.wait_until_ready().await?;
         self.endpoint_slices.wait_until_ready().await?;
         self.nodes.wait_until_ready().await?;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::Context;
 use lb_bgp::{Speaker, SpeakerConfig};
 use lb_core::Announcer;
 use lb_l2::Responder;
@@ -40,7 +39,7 @@ pub(crate) async fn drive(
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()>,
     reports: Option<watch::Sender<Option<Report>>>,
-) -> anyhow::Result<()> {
+) -> Result<(), crate::Error> {
     tokio::pin!(shutdown);
     // Wait for the first good inputs.
     let first = loop {
@@ -48,7 +47,7 @@ pub(crate) async fn drive(
             break i;
         }
         tokio::select! {
-            changed = inputs.changed() => changed.context("the input source stopped")?,
+            changed = inputs.changed() => changed.map_err(|_| crate::Error::SourceStopped)?,
             () = &mut shutdown => return Ok(()),
         }
     };
@@ -57,12 +56,12 @@ pub(crate) async fn drive(
         .or_else(|| default_router_id(&first, &settings.node));
     let l2 = Responder::start(settings.layer2.clone())
         .await
-        .context("starting the layer-2 responder")?;
+        .map_err(crate::Error::Layer2)?;
     let bgp = Speaker::start(SpeakerConfig {
         router_id,
         listen_port: None,
     })
-    .context("starting the BGP speaker")?;
+    .map_err(crate::Error::Bgp)?;
     // The source holds a responder handle: the guard takes it back out of the metrics however
     // this function returns, so the responder stops with the backends.
     let _layer2_source = Layer2SourceGuard(Arc::clone(&metrics));
@@ -148,12 +147,12 @@ pub(crate) async fn drive(
         let deadline = state.deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
             changed = inputs.changed() => {
-                changed.context("the input source stopped")?;
+                changed.map_err(|_| crate::Error::SourceStopped)?;
                 inputs_woke = true;
             }
             changed = changed_view(&mut view) => {
                 if changed.is_err() {
-                    anyhow::bail!("membership stopped");
+                    return Err(crate::Error::MembershipStopped);
                 }
                 view_woke = true;
             }
@@ -279,19 +278,19 @@ async fn start_membership(
     node: &str,
     m: &MembershipSettings,
     inputs: &Inputs,
-) -> anyhow::Result<Membership> {
+) -> Result<Membership, crate::Error> {
     let ip = match m.bind_addr {
         Some(ip) => ip,
         None => inputs
             .addresses
             .get(node)
             .and_then(|a| a.first().copied())
-            .with_context(|| {
-                format!("membership: Node {node} has no address in its status; give --ml-bindaddr")
+            .ok_or_else(|| crate::Error::NoNodeAddress {
+                node: node.to_string(),
             })?,
     };
     let addr = SocketAddr::new(ip, m.port);
-    let sealer = Sealer::from_secret(&m.secret).context("membership key")?;
+    let sealer = Sealer::from_secret(&m.secret).map_err(crate::Error::MembershipKey)?;
     let membership = Membership::start(
         MembershipConfig {
             node: node.to_string(),

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use kube::Client;
 use lb_l2::ResponderConfig;
 use lb_membership::Timers;
@@ -62,8 +61,11 @@ pub async fn run_from_file(
     metrics: Arc<SpeakerMetrics>,
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
-    std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+) -> Result<(), crate::Error> {
+    std::fs::metadata(&path).map_err(|source| crate::Error::ReadFile {
+        path: path.clone(),
+        source,
+    })?;
     let (tx, inputs) = watch::channel(None);
     let (stale_tx, stale) = watch::channel(false);
     let follower = follow_file(path, settings.plan.clone(), settings.poll, tx, stale_tx);
@@ -83,7 +85,7 @@ pub async fn run_from_cluster(
     metrics: Arc<SpeakerMetrics>,
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> Result<(), crate::Error> {
     let namespace = settings.plan.namespace.clone();
     let (tx, rx) = mpsc::unbounded_channel();
     let stores = SpeakerStores::start(&client, &namespace, &tx);
