@@ -1,5 +1,7 @@
 //! Why a daemon of this crate could not start or stopped: one error for the shell, each
-//! variant naming what failed (the file, the backend, the node) with its cause as `source`.
+//! variant naming what failed (the file, the backend, the node) with its cause as `source`;
+//! errors that are logged as they come (API refusals, randomness, a cache that cannot sync)
+//! are shown as their cause.
 
 use std::path::PathBuf;
 
@@ -9,7 +11,7 @@ use kube::runtime::reflector::store::WriterDropped;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A reflector stopped before its cache listed its objects.
-    #[error("a cache cannot sync")]
+    #[error(transparent)]
     CacheSync(#[from] WriterDropped),
     /// The leader-election task stopped.
     #[error("leader election stopped")]
@@ -47,9 +49,9 @@ pub enum Error {
     #[error(transparent)]
     Membership(#[from] lb_membership::MembershipError),
     /// The system gave no randomness for a new memberlist key.
-    #[error("reading system randomness")]
-    Randomness(#[source] std::io::Error),
+    #[error(transparent)]
+    Randomness(std::io::Error),
     /// The API server refused a request.
-    #[error("the API server refused")]
+    #[error(transparent)]
     Api(#[from] kube::Error),
 }

@@ -423,15 +423,11 @@ fn read_source(name: &str) -> anyhow::Result<String> {
 }
 
 fn read_objects(files: &[String]) -> anyhow::Result<Objects> {
-    let texts = files
-        .iter()
-        .map(|f| read_source(f))
-        .collect::<anyhow::Result<Vec<String>>>()?;
-    let sources = files
-        .iter()
-        .map(String::as_str)
-        .zip(texts.iter().map(String::as_str));
-    Ok(lb_metallb::input::load(sources)?)
+    let mut loader = lb_metallb::input::Loader::default();
+    for f in files {
+        loader.add(f, &read_source(f)?)?;
+    }
+    Ok(loader.finish()?)
 }
 
 #[derive(Serialize)]

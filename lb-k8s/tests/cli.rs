@@ -254,3 +254,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn files_are_read_and_loaded_in_order_so_a_bad_first_file_is_reported_first() {
+    let out = lb_k8s(
+        &["validate", "-f", "-", "-f", "/nonexistent/second.yaml"],
+        Some("kind: [not yaml"),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid YAML"), "{stderr}");
+    assert!(!stderr.contains("/nonexistent/second.yaml"), "{stderr}");
+}

@@ -187,6 +187,12 @@ impl Core {
         self.outbox.pop_front()
     }
 
+    /// Counts one [`Transmit::Sealed`] datagram as sent: the driver calls it when the socket
+    /// took the datagram.
+    pub fn count_sent(&mut self) {
+        self.counters.sent += 1;
+    }
+
     /// Takes a datagram received from `from` at `now`.
     pub fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
         self.receive(datagram, from, now);
@@ -301,7 +307,6 @@ impl Core {
     fn settle(&mut self, now: Instant) {
         while let Some((to, data)) = self.runtime.to_send() {
             if let Some(sealed) = self.sealer.seal(&data) {
-                self.counters.sent += 1;
                 self.outbox.push_back(Transmit::Sealed {
                     to: to.addr,
                     datagram: sealed,

@@ -139,7 +139,9 @@ async fn flush(
     while let Some(t) = core.poll_transmit() {
         match t {
             Transmit::Sealed { to, datagram } => {
-                let _ = socket.send_to(&datagram, to).await;
+                if socket.send_to(&datagram, to).await.is_ok() {
+                    core.count_sent();
+                }
             }
             Transmit::Notice { to } => {
                 let _ = socket.try_send_to(&crate::MISMATCH_NOTICE, to);

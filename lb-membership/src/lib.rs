@@ -84,7 +84,8 @@ pub struct Timers {
 }
 
 impl Timers {
-    /// Checks the timers: the probe timeout shorter than the probe period, none zero.
+    /// Checks the timers: the probe timeout shorter than the probe period, none zero (a zero
+    /// rejoin period would announce to the seeds without pause).
     ///
     /// Fails with an error naming the values.
     pub fn check(&self) -> Result<(), TimersError> {
@@ -92,11 +93,13 @@ impl Timers {
             || self.probe_timeout.is_zero()
             || self.probe_timeout >= self.probe_period
             || self.suspicion.is_zero()
+            || self.rejoin.is_zero()
         {
             return Err(TimersError {
                 probe_period: self.probe_period,
                 probe_timeout: self.probe_timeout,
                 suspicion: self.suspicion,
+                rejoin: self.rejoin,
             });
         }
         Ok(())
@@ -107,7 +110,8 @@ impl Timers {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
     "the probe timeout ({probe_timeout:?}) must be shorter than the probe period \
-     ({probe_period:?}), and neither it nor the suspicion timeout ({suspicion:?}) may be zero"
+     ({probe_period:?}), and neither it nor the suspicion timeout ({suspicion:?}) nor the \
+     rejoin period ({rejoin:?}) may be zero"
 )]
 pub struct TimersError {
     /// The probe period.
@@ -116,6 +120,8 @@ pub struct TimersError {
     pub probe_timeout: Duration,
     /// The suspicion timeout.
     pub suspicion: Duration,
+    /// The rejoin period.
+    pub rejoin: Duration,
 }
 
 impl Default for Timers {
@@ -167,7 +173,7 @@ pub struct View {
 pub struct Counters {
     /// Datagrams received and opened.
     pub received: u64,
-    /// Sealed datagrams put out for sending.
+    /// Datagrams sent.
     pub sent: u64,
     /// Datagrams refused: wrong key, tampered, malformed or of another version.
     pub refused: u64,

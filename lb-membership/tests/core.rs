@@ -76,7 +76,10 @@ impl Net {
         for (from, core) in &mut self.cores {
             while let Some(t) = core.poll_transmit() {
                 let (to, bytes) = match t {
-                    Transmit::Sealed { to, datagram } => (to, datagram),
+                    Transmit::Sealed { to, datagram } => {
+                        core.count_sent();
+                        (to, datagram)
+                    }
                     Transmit::Notice { to } => {
                         *self.notices.entry(*from).or_default() += 1;
                         (to, MISMATCH_NOTICE.to_vec())
@@ -270,4 +273,37 @@ fn a_later_seed_list_joins_two_lone_speakers() {
     net.collect();
     net.run_until(Duration::from_secs(1), |n| all_see(n, &[1, 2], &["a", "b"]))
         .expect("the new seed was never joined");
+}
+
+#[test]
+fn unusable_timers_are_refused_naming_them() {
+    let config = |timers| MembershipConfig {
+        node: "a".into(),
+        bind: addr(1),
+        advertise: addr(1),
+        seeds: Vec::new(),
+        timers,
+    };
+    let core = |timers| {
+        Core::new(
+            config(timers),
+            Sealer::from_secret(KEY).unwrap(),
+            1,
+            [0; 32],
+            Instant::now(),
+        )
+    };
+    let zero_rejoin = Timers {
+        rejoin: Duration::ZERO,
+        ..Timers::default()
+    };
+    let e = core(zero_rejoin).unwrap_err();
+    assert!(e.to_string().contains("rejoin period (0ns)"), "{e}");
+    let slow_probe = Timers {
+        probe_timeout: Duration::from_millis(200),
+        ..Timers::default()
+    };
+    let e = core(slow_probe).unwrap_err();
+    assert!(e.to_string().contains("probe timeout (200ms)"), "{e}");
+    assert!(core(Timers::default()).is_ok());
 }

@@ -69,12 +69,35 @@ pub enum LoadError {
 pub fn load<'a>(
     sources: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<Objects, LoadError> {
-    let mut objects = Objects::default();
+    let mut loader = Loader::default();
     for (name, text) in sources {
-        objects.add_yaml(name, text)?;
+        loader.add(name, text)?;
     }
-    crate::legacy::expand(&mut objects)?;
-    Ok(objects)
+    loader.finish()
+}
+
+/// [`load`] one text at a time, for callers that read each text just before it is loaded
+/// (so a bad first file is reported before a missing second one).
+#[derive(Debug, Clone, Default)]
+pub struct Loader {
+    objects: Objects,
+}
+
+impl Loader {
+    /// Adds every object of one multi-document YAML text.
+    ///
+    /// Fails like [`Objects::add_yaml`].
+    pub fn add(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
+        Ok(self.objects.add_yaml(name, text)?)
+    }
+
+    /// The objects, with every legacy MetalLB ConfigMap converted.
+    ///
+    /// Fails on the first legacy ConfigMap that cannot be converted.
+    pub fn finish(mut self) -> Result<Objects, LoadError> {
+        crate::legacy::expand(&mut self.objects)?;
+        Ok(self.objects)
+    }
 }
 
 /// Why one document is not an object this crate can read.

@@ -171,9 +171,30 @@ fn nothing_is_decided_before_the_first_inputs() {
 fn equal_inputs_are_not_applied_again_and_seeds_not_sent_again() {
     let t0 = Instant::now();
     let (mut l, _) = started(false, t0);
-    // New inputs with the same content: a new decision equal to the last one.
+    // New inputs with the same content: a new decision equal to the last one. Nothing to
+    // apply, no seeds; only the metrics are refreshed.
     let actions = l.step(changed(Some(inputs()), None), t0);
-    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(actions, vec![Action::Publish]);
+}
+
+#[test]
+fn a_new_view_that_changes_no_decision_refreshes_the_metrics_at_once() {
+    let t0 = Instant::now();
+    let mut l = SpeakerLoop::new(LoopSettings {
+        node: "node-b".into(),
+        membership: Some(SeedSettings {
+            port: PORT,
+            join: Vec::new(),
+        }),
+        reports: false,
+    });
+    l.step(changed(Some(inputs()), Some(view(&["node-b"], true))), t0);
+    let soon = t0 + REFRESH / 10;
+    // node-a joins: node-b (no layer-2 IP) decides the same; the member count changes.
+    let actions = l.step(changed(None, Some(view(&["node-a", "node-b"], true))), soon);
+    assert_eq!(actions, vec![Action::Publish]);
+    assert_eq!(l.liveness().alive, Some(set(&["node-a", "node-b"])));
+    assert_eq!(l.deadline(), Some(soon + REFRESH));
 }
 
 #[test]

@@ -163,9 +163,17 @@ pub(crate) async fn drive(
     }
     tracing::info!("stopping: leaving the cluster, withdrawing announcements");
     let actions = state.step(Event::Shutdown, std::time::Instant::now());
+    let stop = actions.contains(&Action::Stop);
     run.execute(&state, actions).await;
-    if let Some(m) = membership {
-        m.leave().await;
+    if stop {
+        // Leave first, so the others take our layer-2 IPs over at once; only then stop
+        // answering for them.
+        if let Some(m) = membership {
+            m.leave().await;
+        }
+        if let Err(e) = backends.l2.resync(&[]).await {
+            tracing::warn!(error = %e, "withdrawing layer-2 announcements");
+        }
     }
     backends.l2.shutdown().await;
     backends
@@ -219,13 +227,9 @@ impl Run<'_> {
                     self.backends,
                     self.membership,
                 ),
-                Action::Stop => {
-                    // Leaving the membership and stopping the backends take ownership of
-                    // them: the caller does that once the loop is done. Withdraw here.
-                    if let Err(e) = self.backends.l2.resync(&[]).await {
-                        tracing::warn!(error = %e, "withdrawing layer-2 announcements");
-                    }
-                }
+                // Leaving the membership and stopping the backends consume them: `drive` does
+                // it once the loop is done.
+                Action::Stop => {}
             }
         }
     }

@@ -1,5 +1,5 @@
-//! The speaker's entry points: a file source or the API server feeds the decision loop
-//! ([`drive`](super::drive)); in a cluster the status writer reports what it decided.
+//! The speaker's entry points: a file source or the API server feeds the decision loop (the
+//! `drive` module); in a cluster the status writer reports what it decided.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

@@ -12,8 +12,10 @@
 //! - the status report is made after the decision was applied, from the interfaces the
 //!   responder then answers on, and only when the decision or those interfaces changed; never
 //!   while layer 2 is held back (it would wrongly say "nothing over layer 2");
-//! - the metrics are refreshed after every step that changed something, and at least once per
-//!   [`REFRESH`] otherwise.
+//! - the metrics are refreshed after every step that brought new inputs, a new view or a
+//!   rejected change, or that produced an action, and at least once per [`REFRESH`] otherwise;
+//! - on shutdown: not ready, then stop (leave the membership first, so the others take the
+//!   layer-2 IPs over at once, then withdraw and stop the backends).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -84,7 +86,8 @@ pub enum Action {
     Report(Report),
     /// Refresh the metrics from [`SpeakerLoop::decision`] and the backends.
     Publish,
-    /// Leave the membership, withdraw every announcement, stop the backends.
+    /// Leave the membership, then withdraw every announcement and stop the backends, in
+    /// that order.
     Stop,
 }
 
@@ -193,6 +196,7 @@ impl SpeakerLoop {
         let mut out = Vec::new();
         match event {
             Event::Changed { inputs, liveness } => {
+                let news = inputs.is_some() || liveness.is_some();
                 if let Some(i) = inputs {
                     self.inputs = Some(i);
                     self.dirty = true;
@@ -202,6 +206,12 @@ impl SpeakerLoop {
                     self.dirty = true;
                 }
                 self.decide(&mut out);
+                if news && out.is_empty() {
+                    // Nothing to do, but the metrics show the new view at once.
+                    out.push(Action::Publish);
+                    self.next_refresh = Some(now + REFRESH);
+                    return out;
+                }
             }
             Event::Interfaces(active) => {
                 self.interfaces = active;
