@@ -104,6 +104,18 @@ fn with_membership(reports: bool) -> SpeakerLoop {
     })
 }
 
+/// The loop of node-b (which may not announce over layer 2), with membership, no reports.
+fn node_b() -> SpeakerLoop {
+    SpeakerLoop::new(LoopSettings {
+        node: "node-b".into(),
+        membership: Some(SeedSettings {
+            port: PORT,
+            join: Vec::new(),
+        }),
+        reports: false,
+    })
+}
+
 fn changed(inputs: Option<Arc<Inputs>>, liveness: Option<Liveness>) -> Event {
     Event::Changed { inputs, liveness }
 }
@@ -180,14 +192,7 @@ fn equal_inputs_are_not_applied_again_and_seeds_not_sent_again() {
 #[test]
 fn a_new_view_that_changes_no_decision_refreshes_the_metrics_at_once() {
     let t0 = Instant::now();
-    let mut l = SpeakerLoop::new(LoopSettings {
-        node: "node-b".into(),
-        membership: Some(SeedSettings {
-            port: PORT,
-            join: Vec::new(),
-        }),
-        reports: false,
-    });
+    let mut l = node_b();
     l.step(changed(Some(inputs()), Some(view(&["node-b"], true))), t0);
     let soon = t0 + REFRESH / 10;
     // node-a joins: node-b (no layer-2 IP) decides the same; the member count changes.
@@ -244,14 +249,7 @@ fn a_joining_speaker_makes_the_owner_announce_again() {
 #[test]
 fn a_join_is_not_announced_again_by_a_node_without_layer2_ips() {
     let t0 = Instant::now();
-    let mut l = SpeakerLoop::new(LoopSettings {
-        node: "node-b".into(),
-        membership: Some(SeedSettings {
-            port: PORT,
-            join: Vec::new(),
-        }),
-        reports: false,
-    });
+    let mut l = node_b();
     l.step(changed(Some(inputs()), Some(view(&["node-b"], true))), t0);
     assert!(l.decision().unwrap().node.l2.is_empty());
     let actions = l.step(changed(None, Some(view(&["node-a", "node-b"], true))), t0);
