@@ -2,7 +2,8 @@
 //!
 //! Addresses are numbered in a *slot space*: slot 0 is the entry's first allocatable
 //! address, and so on. For a pool with `avoidBuggyIPs` the IPv4 `.0` and `.255` addresses have
-//! no slot at all, so "the lowest free address" never has to step over them. Used slots are
+//! no slot at all, so "the lowest free address" never has to step over them; nor has the
+//! unspecified address (`0.0.0.0`, `::`), which no pool ever hands out. Used slots are
 //! kept as a set of maximal intervals, so finding the lowest free slot, marking a slot used and
 //! freeing it are all O(log n) in the number of allocations, whatever the entry's size.
 
@@ -120,8 +121,20 @@ impl Block {
     /// A block for `range`; `avoid_buggy_ips` takes effect on IPv4 entries only.
     pub(crate) fn new(range: AddressRange, avoid_buggy_ips: bool) -> Self {
         let skip_buggy = avoid_buggy_ips && range.family() == IpFamily::V4;
-        let first = to_u128(range.first());
+        // The unspecified address is the lowest of its family: it can only be an entry's
+        // first address, and then the entry starts one above it. (With `avoidBuggyIPs` it is
+        // a `.0` and has no slot anyway.)
+        let first = to_u128(range.first()).max(1);
         let last = to_u128(range.last());
+        if last < first {
+            return Self {
+                range,
+                skip_buggy,
+                base: first,
+                last_slot: None,
+                used: IntervalSet::default(),
+            };
+        }
         let (base, last_slot) = if skip_buggy {
             let base = allocatable_below(first);
             let end = allocatable_below(last + 1);
@@ -145,7 +158,7 @@ impl Block {
 
     /// The slot of `ip`, or `None` when `ip` is outside the entry or skipped as buggy.
     pub(crate) fn slot_of(&self, ip: &IpAddr) -> Option<u128> {
-        if !self.range.contains(ip) || (self.skip_buggy && is_buggy_ip(ip)) {
+        if !self.range.contains(ip) || (self.skip_buggy && is_buggy_ip(ip)) || ip.is_unspecified() {
             return None;
         }
         let n = to_u128(*ip);

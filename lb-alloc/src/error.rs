@@ -109,6 +109,14 @@ pub enum AllocError {
         /// The IP.
         ip: IpAddr,
     },
+    /// A requested IP is the unspecified address (`0.0.0.0`, `::`), which is never handed out.
+    #[error("service {service}: {ip} is the unspecified address and is never allocated")]
+    UnspecifiedIp {
+        /// The service.
+        service: ServiceKey,
+        /// The IP.
+        ip: IpAddr,
+    },
     /// A requested IP is `.0`/`.255` in a pool with `avoidBuggyIPs`.
     #[error("service {service}: {ip} is avoided by pool {pool:?} (avoidBuggyIPs)")]
     BuggyIpAvoided {

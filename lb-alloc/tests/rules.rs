@@ -71,6 +71,42 @@ fn network_address_is_allocated_first() {
 }
 
 #[test]
+fn the_unspecified_address_is_never_allocated_nor_counted() {
+    let v6 = AllocationRequest::new(ServiceKey::new("default", "v6"), IpFamily::V6);
+    let mut a = Allocator::new(pools(&[
+        IpAddressPool::new("all-v4", ["0.0.0.0/0"]),
+        IpAddressPool::new("all-v6", ["::/0"]),
+    ]));
+    assert_eq!(a.ensure(&svc("a")).unwrap().allocation.ips, [ip("0.0.0.1")]);
+    assert_eq!(a.ensure(&v6).unwrap().allocation.ips, [ip("::1")]);
+    for unspecified in ["0.0.0.0", "::"] {
+        let request = if unspecified == "::" {
+            AllocationRequest::new(ServiceKey::new("default", "b"), IpFamily::V6)
+        } else {
+            svc("b")
+        };
+        let err = a
+            .ensure(&request.with_requested_ips([ip(unspecified)]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "service default/b: {unspecified} is the unspecified address and is never allocated"
+            )
+        );
+    }
+    // 2^32 addresses, less the unspecified one, less the one held.
+    assert_eq!(a.stats()["all-v4"].available_v4(), (1u128 << 32) - 2);
+    // An entry holding only the unspecified address has no address to give.
+    let mut edge = Allocator::new(pools(&[IpAddressPool::new("edge", ["0.0.0.0-0.0.0.0"])]));
+    assert_eq!(edge.stats()["edge"].available_v4(), 0);
+    assert!(matches!(
+        edge.ensure(&svc("c")).unwrap_err().error,
+        AllocError::NoAvailableIps { .. }
+    ));
+}
+
+#[test]
 fn avoid_buggy_ips_skips_dot_zero_and_refuses_requests_for_it() {
     let mut p = IpAddressPool::new("p", ["192.0.2.255-192.0.3.1"]);
     p.avoid_buggy_ips = true;

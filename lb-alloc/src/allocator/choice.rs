@@ -42,6 +42,12 @@ impl Allocator {
         let mut found: Option<(usize, IpAddr)> = None;
         for ip in ips {
             let Some((pool, _)) = self.locate(ip) else {
+                if ip.is_unspecified() {
+                    return Err(AllocError::UnspecifiedIp {
+                        service: service.clone(),
+                        ip: *ip,
+                    });
+                }
                 return Err(
                     match self
                         .pools
