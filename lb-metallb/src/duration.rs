@@ -55,6 +55,12 @@ pub enum DurationError {
         /// The hold time in whole seconds.
         seconds: u64,
     },
+    /// A BGP hold time that does not fit the OPEN's 16-bit field (RFC 4271 §4.2).
+    #[error("{seconds}s: must be at most 65535s (the OPEN message's 16-bit field)")]
+    HoldTimeTooLong {
+        /// The hold time in whole seconds.
+        seconds: u64,
+    },
 }
 
 /// Parses a Go duration: an optional sign, then one or more `<number><unit>` with units
@@ -142,12 +148,17 @@ pub fn parse_whole_seconds(text: &str) -> Result<Duration, DurationError> {
     parse_go_duration(text).map(|d| Duration::from_secs(d.as_secs()))
 }
 
-/// Checks a BGP hold time: 0 (no keepalives) or at least 3 s (RFC 4271 §4.2).
+/// Checks a BGP hold time: 0 (no keepalives), or 3 s to 65535 s (RFC 4271 §4.2).
 ///
 /// Fails with a reason naming the value otherwise.
 pub fn check_hold_time(hold: Duration) -> Result<(), DurationError> {
     if !hold.is_zero() && hold < Duration::from_secs(3) {
         return Err(DurationError::HoldTime {
+            seconds: hold.as_secs(),
+        });
+    }
+    if hold.as_secs() > u64::from(u16::MAX) {
+        return Err(DurationError::HoldTimeTooLong {
             seconds: hold.as_secs(),
         });
     }

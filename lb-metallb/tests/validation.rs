@@ -1048,8 +1048,22 @@ fn bgp_peer_hold_time_below_three_seconds_is_rejected() {
             "must be 0 or at least 3s",
         );
     }
-    for hold in ["0s", "3s", "90s", "1m30s"] {
+    for hold in ["0s", "3s", "90s", "1m30s", "65535s"] {
         assert_accepts(&peer_with(&format!("holdTime: {hold}")));
+    }
+}
+
+#[test]
+fn bgp_peer_hold_time_beyond_the_open_field_is_rejected_not_clamped() {
+    for hold in ["65536s", "24h"] {
+        assert_rejects(
+            &peer_with(&format!("holdTime: {hold}")),
+            "BGPPeer",
+            "peer",
+            "spec.holdTime",
+            false,
+            "must be at most 65535s",
+        );
     }
 }
 
