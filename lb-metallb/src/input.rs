@@ -58,6 +58,14 @@ pub enum LoadError {
     /// A legacy ConfigMap could not be converted.
     #[error(transparent)]
     Legacy(#[from] crate::legacy::LegacyError),
+    /// One object is listed twice: which copy holds would be a guess.
+    #[error("{kind} {name} is listed twice")]
+    Duplicate {
+        /// `Service` or `Node`.
+        kind: &'static str,
+        /// `namespace/name`, or the name of a Node.
+        name: String,
+    },
 }
 
 /// Loads every object of `sources` (each a name, such as a file name or `-` for stdin, and its
@@ -93,9 +101,27 @@ impl Loader {
 
     /// The objects, with every legacy MetalLB ConfigMap converted.
     ///
-    /// Fails on the first legacy ConfigMap that cannot be converted.
+    /// Fails on the first legacy ConfigMap that cannot be converted, and when a Service (same
+    /// namespace and name) or a Node is listed twice.
     pub fn finish(mut self) -> Result<Objects, LoadError> {
         crate::legacy::expand(&mut self.objects)?;
+        let mut services = std::collections::HashSet::new();
+        for s in &self.objects.services {
+            let key = crate::service::key_of(s);
+            if !services.insert(key.clone()) {
+                return Err(LoadError::Duplicate {
+                    kind: "Service",
+                    name: key.to_string(),
+                });
+            }
+        }
+        let mut nodes = std::collections::HashSet::new();
+        for n in &self.objects.nodes {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            if !nodes.insert(name.clone()) {
+                return Err(LoadError::Duplicate { kind: "Node", name });
+            }
+        }
         Ok(self.objects)
     }
 }
@@ -364,5 +390,24 @@ mod tests {
             .position(|d| d.get("kind").is_some_and(|k| k == "Node"));
         assert!(bad.is_some());
         assert_eq!(e.map(|e| e.document), bad.map(|i| i + 1));
+    }
+
+    #[test]
+    fn a_service_or_node_listed_twice_is_refused_naming_it() {
+        let service = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {}\n";
+        let other_ns =
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: other}\nspec: {}\n";
+        assert!(load([("a", service), ("b", other_ns)]).is_ok());
+        let e = load([("a", service), ("b", service)]).err();
+        assert_eq!(
+            e.map(|e| e.to_string()).as_deref(),
+            Some("Service default/web is listed twice")
+        );
+        let node = "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n";
+        let e = load([("a", node), ("b", node)]).err();
+        assert_eq!(
+            e.map(|e| e.to_string()).as_deref(),
+            Some("Node n1 is listed twice")
+        );
     }
 }
