@@ -2,9 +2,16 @@
 //! (trimmed to what the decisions read), each relevant change turned into a [`Trigger`] for
 //! the loop that owns the decision. Updates that leave the relevant part of an object
 //! unchanged (a Node heartbeat, a `kubectl apply` copy) wake nobody.
+//!
+//! After an error a reflector waits ([`Retry`]): nothing after a 410 Gone (the relist it
+//! forces is the recovery), otherwise a delay doubling from 250 ms and capped at 2 s, so the
+//! caches are current again within a few seconds of an API-server outage ending (kube's
+//! default grows to 30 s, and a Service deleted during the outage then stayed announced for
+//! up to a minute after it).
 
 use std::fmt::Debug;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -195,7 +202,6 @@ where
     let kind = K::kind(&K::DynamicType::default()).to_string();
     let trim = watch.trim;
     let events = watcher(api, watcher::Config::default())
-        .default_backoff()
         .modify(move |o: &mut K| {
             o.managed_fields_mut().clear();
             trim(o);
@@ -203,11 +209,13 @@ where
         .reflect(writer);
     tokio::spawn(async move {
         let mut events = std::pin::pin!(events);
+        let mut retry = Retry::default();
         let mut seen: std::collections::HashMap<(Option<String>, Option<String>), u64> =
             std::collections::HashMap::new();
         while let Some(e) = events.next().await {
             match e {
                 Ok(e) => {
+                    retry.reset();
                     if let Some(relevant) = watch.relevant {
                         let unchanged = match &e {
                             watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
@@ -237,9 +245,111 @@ where
                         return;
                     }
                 }
-                Err(err) => tracing::warn!(kind, error = %err, "watch failed; retrying"),
+                Err(err) => {
+                    let delay = retry.after(is_gone(&err), jitter());
+                    // The first failure of a run and then every power of two: an outage of
+                    // a minute logs a handful of lines per kind, not one every retry.
+                    if retry.attempts.is_power_of_two() {
+                        tracing::warn!(kind, error = %err, attempts = retry.attempts, ?delay, "watch failed; retrying");
+                    }
+                    tokio::time::sleep(delay).await;
+                }
             }
         }
     });
     reader
+}
+
+/// The first delay after an error, doubled on each further error.
+const RETRY_MIN: Duration = Duration::from_millis(250);
+/// The longest delay between two attempts.
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// How long a reflector waits before it lists or watches again after an error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Retry {
+    /// Errors since the last success.
+    pub(crate) attempts: u32,
+}
+
+impl Retry {
+    /// The wait after one more error: none when it is a 410 Gone (the watcher lists again
+    /// at once), else [`RETRY_MIN`] doubled per earlier error up to [`RETRY_MAX`], less up to
+    /// a quarter of it by `jitter` (in `0.0..1.0`) so reflectors of many nodes do not retry in
+    /// step.
+    pub(crate) fn after(&mut self, gone: bool, jitter: f64) -> Duration {
+        self.attempts = self.attempts.saturating_add(1);
+        if gone {
+            return Duration::ZERO;
+        }
+        let doubled = RETRY_MIN.saturating_mul(1u32 << self.attempts.saturating_sub(1).min(16));
+        let base = doubled.min(RETRY_MAX);
+        base.mul_f64(1.0 - 0.25 * jitter.clamp(0.0, 1.0))
+    }
+
+    /// A success: the next error starts from [`RETRY_MIN`] again.
+    pub(crate) fn reset(&mut self) {
+        self.attempts = 0;
+    }
+}
+
+/// True when `err` says the resource version is gone (HTTP 410), which the watcher answers
+/// with a fresh list.
+fn is_gone(err: &watcher::Error) -> bool {
+    match err {
+        watcher::Error::WatchError(status) => status.code == 410,
+        watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status))
+        | watcher::Error::InitialListFailed(kube::Error::Api(status)) => status.code == 410,
+        _ => false,
+    }
+}
+
+/// A number in `0.0..1.0` that differs between calls and processes.
+fn jitter() -> f64 {
+    let bits =
+        std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_double_from_a_quarter_second_up_to_two_seconds() {
+        let mut r = Retry::default();
+        let waits: Vec<Duration> = (0..8).map(|_| r.after(false, 0.0)).collect();
+        let ms: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [250, 500, 1000, 2000, 2000, 2000, 2000, 2000]);
+        assert_eq!(r.attempts, 8);
+    }
+
+    #[test]
+    fn a_410_is_retried_at_once_and_counts_as_an_attempt() {
+        let mut r = Retry::default();
+        r.after(false, 0.0);
+        r.after(false, 0.0);
+        assert_eq!(r.after(true, 0.0), Duration::ZERO);
+        assert_eq!(r.attempts, 3);
+        // The next other error continues from where it was.
+        assert_eq!(r.after(false, 0.0), Duration::from_millis(2000));
+    }
+
+    #[test]
+    fn a_success_starts_over_and_jitter_only_shortens() {
+        let mut r = Retry::default();
+        for _ in 0..10 {
+            r.after(false, 0.0);
+        }
+        r.reset();
+        assert_eq!(r.after(false, 0.0), Duration::from_millis(250));
+        let mut r = Retry::default();
+        for _ in 0..10 {
+            let d = r.after(false, 0.999);
+            assert!(d <= RETRY_MAX && d >= RETRY_MIN.mul_f64(0.75), "{d:?}");
+        }
+        let j = jitter();
+        assert!((0.0..1.0).contains(&j), "{j}");
+    }
 }

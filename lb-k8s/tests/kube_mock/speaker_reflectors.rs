@@ -341,3 +341,64 @@ async fn status_adopt_retried_after_a_failed_list_keeps_what_it_adopted() {
     );
     api.assert_quiet().await;
 }
+
+/// An API-server outage, then its return: the Services watch fails again and again (the other
+/// watches stay open) and each retry comes within the 2 s cap (kube's default grows to 30 s);
+/// back up, the API server says the resource version is gone (a 410 ERROR event, as it does
+/// after a restart) and the reflector lists again at once, and watches on from the new list.
+#[tokio::test]
+async fn after_an_outage_retries_stay_short_and_a_410_relists_at_once() {
+    let (client, mut api) = mock_client(&Log::default());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let stores = SpeakerStores::start(&client, NS, &tx);
+    let mut watches = answer_speaker_lists(&mut api, speaker_cluster).await;
+    assert_ready(&stores, &mut rx).await;
+
+    // The Services watch ends; every new watch fails while the API server is down.
+    watches.remove(SERVICES).unwrap().watch_events(&[]);
+    let mut last = Instant::now();
+    for retry in 0..6 {
+        let reply = expect_watch(&mut api, SERVICES, "1").await;
+        let waited = last.elapsed();
+        assert!(
+            waited < Duration::from_millis(2500),
+            "retry {retry} came after {waited:?}"
+        );
+        reply.fail(503, "ServiceUnavailable");
+        last = Instant::now();
+    }
+
+    // Back, with the resource version gone.
+    let gone = json!({
+        "type": "ERROR",
+        "object": {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "reason": "Expired", "code": 410, "message": "too old resource version: 1 (42)",
+        },
+    });
+    expect_watch(&mut api, SERVICES, "1")
+        .await
+        .watch_events(&[gone]);
+    let answered = Instant::now();
+    let (seen, reply) = api.next().await;
+    let waited = answered.elapsed();
+    assert_eq!(
+        (seen.path.as_str(), seen.param("watch")),
+        (SERVICES, None),
+        "a list must follow the 410: {seen:#?}"
+    );
+    assert!(
+        waited < Duration::from_millis(500),
+        "the list came {waited:?} after the 410"
+    );
+    reply.ok(&json!({
+        "apiVersion": "v1",
+        "kind": "ServiceList",
+        "metadata": {"resourceVersion": "42"},
+        "items": speaker_cluster("ServiceList"),
+    }));
+    expect_watch(&mut api, SERVICES, "42")
+        .await
+        .watch_events(&[]);
+    drop(watches);
+}
