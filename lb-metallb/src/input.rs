@@ -182,7 +182,7 @@ impl Objects {
             source_name: source_name.into(),
             document: 1,
             reason: match serde_saphyr::from_multiple_with_options::<Value>(text, options) {
-                Err(e) => format!("invalid YAML: {e}"),
+                Err(e) => bounded(format!("invalid YAML: {e}")),
                 Ok(_) => "invalid YAML".into(),
             },
         };
@@ -224,7 +224,7 @@ impl Objects {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let what = format!("{kind}/{name}");
+        let what = bounded(format!("{kind}/{name}"));
         let (api_version, kind) = (api_version.to_string(), kind.to_string());
         let mut doc = doc;
         if api_version.starts_with("metallb.io/")
@@ -320,10 +320,40 @@ fn split_documents(text: &str) -> Vec<&str> {
     parts
 }
 
+/// Longest reason an error quotes from the input; the rest is counted, not copied (a huge
+/// scalar must not make a huge message).
+const REASON_MAX: usize = 300;
+
+/// `reason`, cut to [`REASON_MAX`] bytes at a character boundary, saying how much was cut.
+pub(crate) fn bounded(reason: String) -> String {
+    if reason.len() <= REASON_MAX {
+        return reason;
+    }
+    let mut end = REASON_MAX;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} more bytes)",
+        reason.get(..end).unwrap_or_default(),
+        reason.len() - end
+    )
+}
+
+/// Reads `doc` as `T`; the error names the object and the path of the field at fault
+/// (`spec.addresses[1]`).
 fn typed<T: DeserializeOwned>(what: &str, doc: Value) -> Result<T, DocumentError> {
-    serde_json::from_value(doc).map_err(|e| DocumentError::Fields {
-        object: what.to_string(),
-        reason: e.to_string(),
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        DocumentError::Fields {
+            object: what.to_string(),
+            reason: bounded(if path == "." {
+                inner
+            } else {
+                format!("{path}: {inner}")
+            }),
+        }
     })
 }
 
@@ -408,6 +438,38 @@ mod tests {
         assert_eq!(
             e.map(|e| e.to_string()).as_deref(),
             Some("Node n1 is listed twice")
+        );
+    }
+
+    #[test]
+    fn a_type_error_names_the_object_and_the_field_path() {
+        let text = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\n\
+                    metadata: {name: p, namespace: metallb-system}\n\
+                    spec: {addresses: [192.0.2.0/28, {a: 1}]}\n";
+        let e = Objects::default().add_yaml("t", text).err();
+        let reason = e.map(|e| e.reason).unwrap_or_default();
+        assert!(
+            reason.starts_with("IPAddressPool/p: spec.addresses[1]: invalid type: map"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn error_messages_quote_at_most_a_bounded_part_of_the_input() {
+        let huge = "x".repeat(100_000);
+        let text = format!(
+            "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\n\
+             metadata: {{name: {huge}, namespace: metallb-system}}\nspec: {{addresses: 7}}\n"
+        );
+        let e = Objects::default().add_yaml("t", &text).err();
+        let reason = e.map(|e| e.reason).unwrap_or_default();
+        assert!(reason.len() < 400, "{} bytes", reason.len());
+        assert!(reason.contains("more bytes)"), "{reason}");
+        // A cut never splits a character.
+        let wide = bounded("é".repeat(1_000));
+        assert!(
+            wide.len() < 400 && wide.contains("… (1700 more bytes)"),
+            "{wide}"
         );
     }
 }
