@@ -19,14 +19,36 @@ use rand::rngs::StdRng;
 use crate::seal::{OVERHEAD, Sealer};
 use crate::{Counters, Member, MembershipConfig, MembershipError, Timers, View};
 
-/// The notice sent (unsealed, at most once per second per address) to a sender whose
-/// datagram could not be opened. It carries no information beyond "your key is not mine":
-/// forging it can only keep a speaker that never joined from taking layer-2 IPs, which
-/// dropping its packets would do as well.
+/// The first two octets of a mismatch notice: sent unsealed to a sender whose datagram could
+/// not be opened, followed by that datagram's nonce. A sealed datagram starts with its
+/// version (1), so the leading 0 tells the two apart.
 pub const MISMATCH_NOTICE: [u8; 2] = [0, b'K'];
 
+/// Length of a mismatch notice: the two octets, then the 12-octet nonce it echoes.
+pub const MISMATCH_NOTICE_LEN: usize = 2 + 12;
+
+/// The notice telling the sender of the datagram with `nonce` that its key is not ours.
+///
+/// It counts at the receiver only when it echoes the nonce of a datagram the receiver sent
+/// to the notice's source in the last [`NOTICE_ECHO_WINDOW`]: a blind forger (who does not
+/// see the receiver's traffic) cannot make a speaker believe its key is wrong, and an
+/// unverified notice changes nothing.
+pub fn mismatch_notice(nonce: &[u8; 12]) -> [u8; MISMATCH_NOTICE_LEN] {
+    let mut out = [0u8; MISMATCH_NOTICE_LEN];
+    out[..2].copy_from_slice(&MISMATCH_NOTICE);
+    out[2..].copy_from_slice(nonce);
+    out
+}
+
+/// How long the nonces of sent datagrams are kept to verify the notices that echo them.
+pub const NOTICE_ECHO_WINDOW: Duration = Duration::from_secs(10);
+/// Nonces kept at most (the oldest go first).
+const SENT_NONCES_MAX: usize = 4096;
 /// Addresses remembered for the once-a-second limit on mismatch notices.
 const NOTICED_MAX: usize = 1024;
+/// Notices sent per second at most, to all addresses together: forged sources cannot turn a
+/// flood into a flood of notices that fills the socket's send buffer.
+pub const NOTICES_PER_SECOND: u32 = 20;
 /// The shortest pace of the rejoin check (faster while nobody answered).
 const REJOIN_CHECK: Duration = Duration::from_millis(200);
 
@@ -40,10 +62,12 @@ pub enum Transmit {
         /// The sealed bytes.
         datagram: Vec<u8>,
     },
-    /// A [`MISMATCH_NOTICE`]: send it only if the socket has room at once, else drop it.
+    /// A mismatch notice ([`mismatch_notice`] of `nonce`).
     Notice {
         /// Where to.
         to: SocketAddr,
+        /// The nonce of the datagram that could not be opened.
+        nonce: [u8; 12],
     },
 }
 
@@ -109,6 +133,10 @@ pub struct Core {
     refused_logged: Option<Instant>,
     /// When a mismatch notice last went to each address (bounded).
     noticed: HashMap<SocketAddr, Instant>,
+    /// The start of the current second of notices, and how many went out in it.
+    notice_window: (Instant, u32),
+    /// When, to where and with which nonce the recent sealed datagrams went.
+    sent_nonces: VecDeque<(Instant, SocketAddr, [u8; 12])>,
 }
 
 impl std::fmt::Debug for Core {
@@ -163,6 +191,8 @@ impl Core {
             last_rejoin: None,
             refused_logged: None,
             noticed: HashMap::new(),
+            notice_window: (now, 0),
+            sent_nonces: VecDeque::new(),
         })
     }
 
@@ -191,6 +221,11 @@ impl Core {
     /// took the datagram.
     pub fn count_sent(&mut self) {
         self.counters.sent += 1;
+    }
+
+    /// Counts one datagram the socket had no room for: the driver drops it rather than wait.
+    pub fn count_dropped(&mut self) {
+        self.counters.dropped += 1;
     }
 
     /// Takes a datagram received from `from` at `now`.
@@ -237,10 +272,20 @@ impl Core {
     }
 
     fn receive(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
-        if datagram == MISMATCH_NOTICE {
-            self.counters.mismatch_notices += 1;
-            if !self.heard {
-                tracing::error!(%from, "this speaker's membership key differs from the cluster's: it stays out and makes no layer-2 announcement");
+        if datagram.starts_with(&MISMATCH_NOTICE) {
+            let echoed = datagram
+                .get(2..)
+                .and_then(|n| <[u8; 12]>::try_from(n).ok())
+                .filter(|n| self.sent_to(from, n, now));
+            if echoed.is_some() {
+                self.counters.mismatch_notices += 1;
+                if !self.heard {
+                    tracing::error!(%from, "this speaker's membership key differs from the cluster's: it stays out and makes no layer-2 announcement");
+                }
+            } else {
+                // Forged, stale, or from a speaker of an older version: a hint at most.
+                self.counters.unverified_notices += 1;
+                tracing::debug!(%from, "unverified key-mismatch notice ignored");
             }
             return;
         }
@@ -257,7 +302,9 @@ impl Core {
             }
             Err(e) => {
                 self.counters.refused += 1;
-                self.notice(from, now);
+                if let Some(nonce) = Sealer::nonce_of(datagram) {
+                    self.notice(from, nonce, now);
+                }
                 let quiet = self
                     .refused_logged
                     .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(10));
@@ -269,10 +316,24 @@ impl Core {
         }
     }
 
-    /// Tells `to` that its datagrams cannot be opened here, at most once a second.
-    fn notice(&mut self, to: SocketAddr, now: Instant) {
+    /// True when a sealed datagram with `nonce` went to `to` within [`NOTICE_ECHO_WINDOW`].
+    fn sent_to(&self, to: SocketAddr, nonce: &[u8; 12], now: Instant) -> bool {
+        self.sent_nonces.iter().rev().any(|(t, a, n)| {
+            *a == to && n == nonce && now.saturating_duration_since(*t) <= NOTICE_ECHO_WINDOW
+        })
+    }
+
+    /// Tells `to` that its datagram with `nonce` cannot be opened here: at most once a second
+    /// per address, and [`NOTICES_PER_SECOND`] in all.
+    fn notice(&mut self, to: SocketAddr, nonce: [u8; 12], now: Instant) {
         let recent = |t: &Instant| now.saturating_duration_since(*t) < Duration::from_secs(1);
         if self.noticed.get(&to).is_some_and(recent) {
+            return;
+        }
+        if !recent(&self.notice_window.0) {
+            self.notice_window = (now, 0);
+        }
+        if self.notice_window.1 >= NOTICES_PER_SECOND {
             return;
         }
         if self.noticed.len() >= NOTICED_MAX {
@@ -280,7 +341,8 @@ impl Core {
         }
         if self.noticed.len() < NOTICED_MAX {
             self.noticed.insert(to, now);
-            self.outbox.push_back(Transmit::Notice { to });
+            self.notice_window.1 += 1;
+            self.outbox.push_back(Transmit::Notice { to, nonce });
         }
     }
 
@@ -307,11 +369,22 @@ impl Core {
     fn settle(&mut self, now: Instant) {
         while let Some((to, data)) = self.runtime.to_send() {
             if let Some(sealed) = self.sealer.seal(&data) {
+                if let Some(nonce) = Sealer::nonce_of(&sealed) {
+                    self.sent_nonces.push_back((now, to.addr, nonce));
+                }
                 self.outbox.push_back(Transmit::Sealed {
                     to: to.addr,
                     datagram: sealed,
                 });
             }
+        }
+        while self.sent_nonces.len() > SENT_NONCES_MAX
+            || self
+                .sent_nonces
+                .front()
+                .is_some_and(|(t, _, _)| now.saturating_duration_since(*t) > NOTICE_ECHO_WINDOW)
+        {
+            self.sent_nonces.pop_front();
         }
         while let Some((after, timer)) = self.runtime.to_schedule() {
             self.seq += 1;

@@ -1,6 +1,7 @@
 //! The tokio driver: one UDP socket, one task. It only waits for a datagram, the core's
 //! deadline or a command, hands it to the [`Core`] with the current time, sends what the core
-//! returns and publishes its view.
+//! returns (never waiting for room in the socket: a datagram that does not fit is dropped and
+//! counted) and publishes its view.
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -104,7 +105,7 @@ async fn run(
 ) {
     let mut buf = vec![0u8; 65536];
     loop {
-        flush(&mut core, &socket, &view_tx, &counters_tx).await;
+        flush(&mut core, &socket, &view_tx, &counters_tx);
         let deadline = core.next_deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
@@ -118,7 +119,7 @@ async fn run(
                 Some(Command::Seeds(seeds)) => core.set_seeds(seeds, std::time::Instant::now()),
                 Some(Command::Leave(done)) => {
                     core.leave(std::time::Instant::now());
-                    flush(&mut core, &socket, &view_tx, &counters_tx).await;
+                    flush(&mut core, &socket, &view_tx, &counters_tx);
                     let _ = done.send(());
                     return;
                 }
@@ -130,7 +131,7 @@ async fn run(
 
 /// Sends everything the core has to send and publishes its view and counters when they
 /// changed.
-async fn flush(
+fn flush(
     core: &mut Core,
     socket: &UdpSocket,
     view_tx: &watch::Sender<View>,
@@ -138,13 +139,19 @@ async fn flush(
 ) {
     while let Some(t) = core.poll_transmit() {
         match t {
-            Transmit::Sealed { to, datagram } => {
-                if socket.send_to(&datagram, to).await.is_ok() {
-                    core.count_sent();
+            // Never wait for room: a full buffer (say, datagrams queued for addresses that do
+            // not answer ARP) must not stall the loop; SWIM copes with a lost datagram.
+            Transmit::Sealed { to, datagram } => match socket.try_send_to(&datagram, to) {
+                Ok(_) => core.count_sent(),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => core.count_dropped(),
+                Err(_) => {}
+            },
+            Transmit::Notice { to, nonce } => {
+                if let Err(e) = socket.try_send_to(&crate::mismatch_notice(&nonce), to)
+                    && e.kind() == std::io::ErrorKind::WouldBlock
+                {
+                    core.count_dropped();
                 }
-            }
-            Transmit::Notice { to } => {
-                let _ = socket.try_send_to(&crate::MISMATCH_NOTICE, to);
             }
         }
     }

@@ -30,7 +30,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::core::{Core, MISMATCH_NOTICE, Transmit};
+pub use crate::core::{
+    Core, MISMATCH_NOTICE, MISMATCH_NOTICE_LEN, NOTICE_ECHO_WINDOW, NOTICES_PER_SECOND, Transmit,
+    mismatch_notice,
+};
 pub use driver::Membership;
 pub use seal::{KeyError, OVERHEAD, OpenError, Sealer};
 
@@ -177,8 +180,14 @@ pub struct Counters {
     pub sent: u64,
     /// Datagrams refused: wrong key, tampered, malformed or of another version.
     pub refused: u64,
-    /// "Key mismatch" notices received: someone could not open our datagrams.
+    /// "Key mismatch" notices received that echo a datagram we sent to their source: someone
+    /// could not open our datagrams.
     pub mismatch_notices: u64,
+    /// Notices that echo nothing we sent there (forged, stale, or from an older version):
+    /// ignored.
+    pub unverified_notices: u64,
+    /// Datagrams dropped because the socket had no room at once (sends never wait).
+    pub dropped: u64,
 }
 
 /// Why membership could not start.

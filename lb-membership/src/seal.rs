@@ -110,6 +110,15 @@ impl Sealer {
         Some(out)
     }
 
+    /// The nonce of a datagram in our format (right version, long enough), sealed with any
+    /// key: what a mismatch notice echoes.
+    pub fn nonce_of(datagram: &[u8]) -> Option<[u8; NONCE_LEN]> {
+        if datagram.len() < OVERHEAD || datagram.first() != Some(&VERSION) {
+            return None;
+        }
+        datagram.get(1..=NONCE_LEN)?.try_into().ok()
+    }
+
     /// Opens a datagram, returning its plaintext.
     pub fn open(&self, datagram: &[u8]) -> Result<Vec<u8>, OpenError> {
         if datagram.len() < OVERHEAD {

@@ -13,7 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lb_membership::{Core, MISMATCH_NOTICE, MembershipConfig, Sealer, Timers, Transmit};
+use lb_membership::{
+    Core, MISMATCH_NOTICE, MembershipConfig, NOTICES_PER_SECOND, Sealer, Timers, Transmit,
+    mismatch_notice,
+};
 
 mod support;
 
@@ -80,9 +83,9 @@ impl Net {
                         core.count_sent();
                         (to, datagram)
                     }
-                    Transmit::Notice { to } => {
+                    Transmit::Notice { to, nonce } => {
                         *self.notices.entry(*from).or_default() += 1;
-                        (to, MISMATCH_NOTICE.to_vec())
+                        (to, mismatch_notice(&nonce).to_vec())
                     }
                 };
                 self.in_flight.push((self.now + TICK, *from, to, bytes));
@@ -218,24 +221,72 @@ fn mismatch_notices_go_to_one_address_at_most_once_a_second() {
     net.add("a", 1, &[], KEY);
     let from = addr(50);
     let start = net.now;
-    // Ten bad datagrams a millisecond apart, then ten more a second later.
+    let other = Sealer::from_secret(OTHER_KEY).unwrap();
+    // Ten datagrams of another key a millisecond apart, then ten more a second later; and
+    // garbage, which is refused without a notice.
     for round in 0..2u32 {
         for k in 0..10u32 {
             let now = start + Duration::from_secs(u64::from(round)) + TICK * k;
-            net.cores
-                .get_mut(&addr(1))
-                .unwrap()
-                .handle_datagram(b"not sealed at all", from, now);
+            let core = net.cores.get_mut(&addr(1)).unwrap();
+            core.handle_datagram(&other.seal(b"hello").unwrap(), from, now);
+            core.handle_datagram(b"not sealed at all", addr(51), now);
         }
     }
     let mut notices = Vec::new();
     while let Some(t) = net.cores.get_mut(&addr(1)).unwrap().poll_transmit() {
-        if let Transmit::Notice { to } = t {
+        if let Transmit::Notice { to, .. } = t {
             notices.push(to);
         }
     }
     assert_eq!(notices, vec![from, from]);
-    assert_eq!(net.core(1).counters().refused, 20);
+    assert_eq!(net.core(1).counters().refused, 40);
+}
+
+#[test]
+fn a_flood_from_forged_sources_gets_a_bounded_number_of_notices() {
+    let mut net = Net::new();
+    net.add("a", 1, &[], KEY);
+    let other = Sealer::from_secret(OTHER_KEY).unwrap();
+    let datagram = other.seal(b"flood").unwrap();
+    let start = net.now;
+    // 5,000 datagrams in one second, each from another forged source.
+    let core = net.cores.get_mut(&addr(1)).unwrap();
+    for k in 0..5_000u16 {
+        let host = u8::try_from(k % 250).unwrap();
+        let from = std::net::SocketAddr::from(([198, 51, 100, host], 10_000 + k));
+        core.handle_datagram(
+            &datagram,
+            from,
+            start + Duration::from_micros(u64::from(k) * 200),
+        );
+    }
+    let mut notices = 0u32;
+    while let Some(t) = core.poll_transmit() {
+        if matches!(t, Transmit::Notice { .. }) {
+            notices += 1;
+        }
+    }
+    assert_eq!(notices, NOTICES_PER_SECOND);
+    assert_eq!(core.counters().refused, 5_000);
+}
+
+#[test]
+fn a_forged_notice_changes_nothing() {
+    let mut net = Net::new();
+    // A lone speaker whose seeds never answer: only the join wait settles it.
+    net.add("a", 1, &[2], KEY);
+    net.run(Duration::from_millis(50));
+    let now = net.now;
+    let core = net.cores.get_mut(&addr(1)).unwrap();
+    // The old two-octet notice, and one echoing a nonce it never sent, from its seed.
+    core.handle_datagram(&MISMATCH_NOTICE, addr(2), now);
+    core.handle_datagram(&mismatch_notice(&[7; 12]), addr(2), now);
+    assert_eq!(core.counters().mismatch_notices, 0);
+    assert_eq!(core.counters().unverified_notices, 2);
+    assert!(!core.view().key_mismatch);
+    net.run(Timers::default().join_wait);
+    let v = net.core(1).view();
+    assert!(v.settled && !v.key_mismatch, "{v:?}");
 }
 
 #[test]
