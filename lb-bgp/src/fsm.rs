@@ -549,7 +549,14 @@ impl Session {
             }
             (ConnState::Established, Message::Keepalive | Message::Update(_)) => {}
             (ConnState::Established, Message::RouteRefresh(rr)) => {
-                out.push(Action::RouteRefresh(rr.family));
+                // A family that was not negotiated is ignored (RFC 2918 §4).
+                let negotiated = self
+                    .conn_mut(dir)
+                    .and_then(|c| c.negotiated.as_ref())
+                    .is_some_and(|n| n.families.contains(&rr.family));
+                if negotiated {
+                    out.push(Action::RouteRefresh(rr.family));
+                }
             }
             (state, _) => {
                 let subcode = match state {

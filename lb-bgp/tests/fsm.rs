@@ -971,6 +971,29 @@ fn route_refresh_in_established_is_reported() {
 }
 
 #[test]
+fn route_refresh_for_a_family_not_negotiated_is_ignored() {
+    // The session offers IPv4 only; the peer asks for IPv6 and for an unknown family.
+    let mut c = config();
+    c.families = vec![Family::IPV4_UNICAST];
+    let (mut s, negotiated) = established(c, peer_open(90, LOWER_ID));
+    assert_eq!(negotiated.families, [Family::IPV4_UNICAST]);
+    for family in [Family::IPV6_UNICAST, Family { afi: 25, safi: 65 }] {
+        assert_eq!(
+            s.handle(
+                secs(4),
+                msg(
+                    Outbound,
+                    Message::RouteRefresh(RouteRefresh { family, subtype: 0 })
+                )
+            ),
+            vec![],
+            "{family}"
+        );
+    }
+    assert_eq!(s.state(), State::Established);
+}
+
+#[test]
 fn keepalive_and_update_in_established_are_silent() {
     let (mut s, _) = established(config(), peer_open(90, LOWER_ID));
     assert_eq!(s.handle(secs(4), msg(Outbound, Message::Keepalive)), vec![]);
