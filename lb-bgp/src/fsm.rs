@@ -127,6 +127,9 @@ pub enum Event {
     DecodeError(Direction, DecodeError),
     /// A connection was closed or failed (EOF, reset, write error).
     Closed(Direction),
+    /// The peer does not read: what waits to be sent on this connection passed its limit.
+    /// The session is reset with Cease / Out of Resources (RFC 4486 §4), as FRR does.
+    SendQueueFull(Direction),
 }
 
 /// Why a session left Established, or why a connection failed.
@@ -346,6 +349,12 @@ impl Session {
             Event::Closed(dir) => {
                 if self.conn(dir).is_some() {
                     self.fail(dir, None, &mut out);
+                }
+            }
+            Event::SendQueueFull(dir) => {
+                if self.conn(dir).is_some() {
+                    let n = Notification::new(ErrorCode::Cease, cease::OUT_OF_RESOURCES, vec![]);
+                    self.fail(dir, Some(n), &mut out);
                 }
             }
         }

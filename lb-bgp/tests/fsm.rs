@@ -385,6 +385,24 @@ fn keepalives_every_third_of_hold_time_and_hold_timer_expiry() {
 }
 
 #[test]
+fn a_peer_that_does_not_read_is_reset_with_cease_out_of_resources() {
+    let (mut s, _) = established(config(), peer_open(90, LOWER_ID));
+    let full = notif(ErrorCode::Cease, cease::OUT_OF_RESOURCES, vec![]);
+    assert_eq!((full.code, full.subcode), (6, 8));
+    assert_eq!(
+        s.handle(secs(5), Event::SendQueueFull(Outbound)),
+        vec![
+            send(Outbound, Message::Notification(full.clone())),
+            Action::Close(Outbound),
+            Action::Down(DownReason::LocalNotification(full)),
+            changed(State::Established, State::Active),
+        ]
+    );
+    // Nothing left to reset: a late report changes nothing.
+    assert_eq!(s.handle(secs(5), Event::SendQueueFull(Outbound)), vec![]);
+}
+
+#[test]
 fn received_messages_restart_the_hold_timer() {
     let (mut s, _) = established(config(), peer_open(9, LOWER_ID));
     // Keepalive at 5 s; peer messages at 10 s and 18 s keep the session up past 12 s.

@@ -1,8 +1,12 @@
 //! One TCP connection to a peer: a reader task that frames messages and a writer task that
-//! drains a queue, so a peer that stops reading never blocks the session's timers.
+//! drains a queue, so a peer that stops reading never blocks the session's timers. The queue
+//! is bounded in bytes ([`MAX_QUEUED_BYTES`]): a peer that does not read (while asking for
+//! the whole table again and again, say) gets its session reset rather than our memory.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -86,9 +90,19 @@ pub(crate) struct Connection {
     /// Established, then what was negotiated.
     pub(crate) codec: Codec,
     writer: mpsc::UnboundedSender<WriterCmd>,
+    /// Bytes queued for the writer and not yet written.
+    queued: Arc<AtomicUsize>,
     reader: JoinHandle<()>,
     writer_task: JoinHandle<()>,
 }
+
+/// Bytes that may wait to be written to one peer: a full table of thousands of routes is
+/// well under it, and a peer that lets this much pile up is not reading.
+pub(crate) const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
+
+/// The peer does not read: a send would pass [`MAX_QUEUED_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueFull;
 
 /// How long a closing connection may take to flush its last NOTIFICATION.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -99,7 +113,7 @@ impl Connection {
         stream: TcpStream,
         direction: Direction,
         id: u64,
-        events: mpsc::UnboundedSender<ConnEvent>,
+        events: mpsc::Sender<ConnEvent>,
     ) -> io::Result<Self> {
         let local = stream.local_addr()?;
         let _ = stream.set_nodelay(true);
@@ -110,12 +124,18 @@ impl Connection {
             loop {
                 match frame_len(&buf) {
                     Err(err) => {
-                        let _ = events.send(ConnEvent::Malformed(direction, id, err));
+                        let _ = events.send(ConnEvent::Malformed(direction, id, err)).await;
                         return;
                     }
                     Ok(Some(len)) if buf.len() >= len => {
                         let frame: Vec<u8> = buf.drain(..len).collect();
-                        if events.send(ConnEvent::Frame(direction, id, frame)).is_err() {
+                        // Waits while the session is behind: a peer sending faster than its
+                        // messages are handled is slowed down by TCP, not buffered here.
+                        if events
+                            .send(ConnEvent::Frame(direction, id, frame))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                         continue;
@@ -124,7 +144,7 @@ impl Connection {
                 }
                 match rd.read(&mut chunk).await {
                     Ok(0) | Err(_) => {
-                        let _ = events.send(ConnEvent::Closed(direction, id));
+                        let _ = events.send(ConnEvent::Closed(direction, id)).await;
                         return;
                     }
                     Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
@@ -132,11 +152,15 @@ impl Connection {
             }
         });
         let (writer, mut queue) = mpsc::unbounded_channel::<WriterCmd>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let written = Arc::clone(&queued);
         let writer_task = tokio::spawn(async move {
             while let Some(cmd) = queue.recv().await {
                 match cmd {
                     WriterCmd::Data(bytes) => {
-                        if wr.write_all(&bytes).await.is_err() {
+                        let result = wr.write_all(&bytes).await;
+                        written.fetch_sub(bytes.len(), Ordering::Relaxed);
+                        if result.is_err() {
                             return;
                         }
                     }
@@ -152,13 +176,30 @@ impl Connection {
             local,
             codec: Codec::default(),
             writer,
+            queued,
             reader,
             writer_task,
         })
     }
 
     /// Queues bytes for the peer.
-    pub(crate) fn send(&self, bytes: Vec<u8>) {
+    ///
+    /// Fails, queueing nothing, when the bytes waiting would pass [`MAX_QUEUED_BYTES`].
+    pub(crate) fn send(&self, bytes: Vec<u8>) -> Result<(), QueueFull> {
+        let len = bytes.len();
+        let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        if before.saturating_add(len) > MAX_QUEUED_BYTES {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return Err(QueueFull);
+        }
+        let _ = self.writer.send(WriterCmd::Data(bytes));
+        Ok(())
+    }
+
+    /// Queues bytes for the peer whatever is waiting already: the last NOTIFICATION before
+    /// a close.
+    pub(crate) fn send_last(&self, bytes: Vec<u8>) {
+        self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
         let _ = self.writer.send(WriterCmd::Data(bytes));
     }
 
@@ -171,5 +212,71 @@ impl Connection {
             tokio::time::sleep(CLOSE_GRACE).await;
             writer.abort();
         });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// Sends 1 MiB chunks until one is refused; returns how many went.
+    fn fill(conn: &Connection) -> usize {
+        (0..64)
+            .take_while(|_| conn.send(vec![0u8; 1 << 20]).is_ok())
+            .count()
+    }
+
+    #[tokio::test]
+    async fn the_queue_of_a_peer_that_does_not_read_is_bounded_and_drains_when_it_reads() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut peer, _) = listener.accept().await.unwrap();
+        let (tx, _rx) = mpsc::channel(4);
+        let conn = Connection::spawn(stream, Direction::Outbound, 0, tx).unwrap();
+        // Fill, let the writer push what the kernel takes, fill again: once the peer's
+        // receive buffer and our send buffer are full, nothing more fits, ever.
+        let mut total = 0usize;
+        let mut rounds = 0;
+        loop {
+            let sent = fill(&conn);
+            total += sent;
+            rounds += 1;
+            if sent == 0 || rounds == 100 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(rounds < 100, "the queue never filled ({total} MiB)");
+        // The queue plus what the two kernel buffers hold: bounded, whatever the peer asks.
+        assert!(total <= 48, "{total} MiB accepted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(conn.send(vec![0u8; 1 << 20]), Err(QueueFull));
+        // It reads everything: the queue drains and takes more again.
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut total = 0usize;
+            while let Ok(n) = peer.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                total += n;
+            }
+            total
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while conn.send(vec![0u8; 1 << 20]).is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the queue never drained"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        conn.close();
+        drop(reader);
     }
 }

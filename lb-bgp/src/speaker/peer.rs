@@ -25,6 +25,10 @@ pub(crate) enum PeerCommand {
 
 type ConnectFuture = std::pin::Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
 
+/// Messages read from a peer's connections and not yet handled, at most: beyond that the
+/// readers stop reading and TCP slows the peer down (an UPDATE flood cannot grow memory).
+const FRAMES_IN_FLIGHT: usize = 64;
+
 pub(crate) struct PeerTask {
     pub(crate) config: PeerConfig,
     pub(crate) session: SessionConfig,
@@ -43,7 +47,9 @@ struct Runtime {
     next_id: u64,
     connecting: Option<ConnectFuture>,
     rib: Option<(Direction, AdjRibOut)>,
-    conn_tx: mpsc::UnboundedSender<ConnEvent>,
+    conn_tx: mpsc::Sender<ConnEvent>,
+    /// A connection whose peer does not read: its session is reset after the actions at hand.
+    overflowed: Option<Direction>,
 }
 
 impl Runtime {
@@ -72,7 +78,7 @@ impl PeerTask {
     }
 
     pub(crate) async fn run(mut self) {
-        let (conn_tx, mut conn_rx) = mpsc::unbounded_channel();
+        let (conn_tx, mut conn_rx) = mpsc::channel(FRAMES_IN_FLIGHT);
         let mut rt = Runtime {
             start: Instant::now(),
             session: Session::new(self.session.clone()),
@@ -83,6 +89,7 @@ impl PeerTask {
             connecting: None,
             rib: None,
             conn_tx,
+            overflowed: None,
         };
         let now = rt.start.elapsed();
         let actions = rt.session.handle(now, Event::Start);
@@ -238,8 +245,9 @@ impl PeerTask {
                 }
             }
         }
-        if !batch.is_empty() {
-            conn.send(batch);
+        if !batch.is_empty() && conn.send(batch).is_err() {
+            rt.overflowed = Some(dir);
+            return;
         }
         let mut status = lock(&self.status);
         status.updates_sent += count;
@@ -274,7 +282,12 @@ impl PeerTask {
                     let Some(conn) = rt.conn(dir) else { continue };
                     match message.to_bytes(conn.codec) {
                         Ok(bytes) => {
-                            conn.send(bytes);
+                            if matches!(message, Message::Notification(_)) {
+                                conn.send_last(bytes);
+                            } else if conn.send(bytes).is_err() {
+                                rt.overflowed = Some(dir);
+                                continue;
+                            }
                             let mut status = lock(&self.status);
                             status.messages_sent += 1;
                             if matches!(message, Message::Notification(_)) {
@@ -382,6 +395,13 @@ impl PeerTask {
                     });
                 }
             }
+        }
+        if let Some(dir) = rt.overflowed.take() {
+            tracing::warn!(peer = %self.name(), ?dir, "the peer does not read: resetting the session (Cease, out of resources)");
+            let actions = rt
+                .session
+                .handle(rt.start.elapsed(), Event::SendQueueFull(dir));
+            self.execute(rt, actions);
         }
     }
 
