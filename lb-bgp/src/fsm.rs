@@ -225,6 +225,11 @@ struct Conn {
     negotiated: Option<Negotiated>,
 }
 
+/// How long a session must stay Established before its connect-retry backoff starts over: a
+/// peer that comes up and then misbehaves (drops, or sends what makes us reset) is retried
+/// with the same growing delays as one that never comes up.
+pub const STABLE_AFTER: Duration = Duration::from_secs(60);
+
 /// One configured peer's session.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -233,6 +238,9 @@ pub struct Session {
     connecting: bool,
     retry_at: Option<Duration>,
     failures: u32,
+    /// When the session last reached Established: the backoff starts over only once it has
+    /// stayed up for [`STABLE_AFTER`].
+    established_at: Option<Duration>,
     outbound: Option<Conn>,
     inbound: Option<Conn>,
     rng: u64,
@@ -250,6 +258,7 @@ impl Session {
             connecting: false,
             retry_at: None,
             failures: 0,
+            established_at: None,
             outbound: None,
             inbound: None,
             rng,
@@ -438,6 +447,11 @@ impl Session {
         if self.outbound.is_some() || self.is_established() {
             return;
         }
+        if let Some(up) = self.established_at.take()
+            && now.saturating_sub(up) >= STABLE_AFTER
+        {
+            self.failures = 0;
+        }
         let random = self.random();
         let delay = self.config.backoff.delay(self.failures, random);
         self.failures = self.failures.saturating_add(1);
@@ -551,7 +565,7 @@ impl Session {
                 };
                 conn.state = ConnState::Established;
                 let negotiated = conn.negotiated.clone();
-                self.failures = 0;
+                self.established_at = Some(now);
                 if let Some(negotiated) = negotiated {
                     out.push(Action::Established(negotiated));
                 }

@@ -13,7 +13,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use lb_bgp::fsm::{
-    Action, Backoff, Direction, DownReason, Event, Negotiated, Session, SessionConfig, State,
+    Action, Backoff, Direction, DownReason, Event, Negotiated, STABLE_AFTER, Session,
+    SessionConfig, State,
 };
 use lb_bgp::wire::{
     AS_TRANS, Capability, Codec, DecodeError, ErrorCode, Family, GracefulRestart,
@@ -400,6 +401,48 @@ fn a_peer_that_does_not_read_is_reset_with_cease_out_of_resources() {
     );
     // Nothing left to reset: a late report changes nothing.
     assert_eq!(s.handle(secs(5), Event::SendQueueFull(Outbound)), vec![]);
+}
+
+/// Brings a session whose retry is due at `at` up again: Connect, Connected, the peer's
+/// OPEN and KEEPALIVE, all at `at`.
+fn reestablish(s: &mut Session, at: Duration) {
+    assert_eq!(
+        s.poll(at),
+        vec![Action::Connect, changed(State::Active, State::Connect)]
+    );
+    s.handle(at, Event::Connected);
+    s.handle(at, msg(Outbound, Message::Open(peer_open(90, LOWER_ID))));
+    s.handle(at, msg(Outbound, Message::Keepalive));
+    assert_eq!(s.state(), State::Established);
+}
+
+#[test]
+fn a_peer_that_comes_up_and_drops_at_once_is_retried_with_growing_delays() {
+    let (mut s, _) = established(config(), peer_open(90, LOWER_ID));
+    let mut now = secs(3);
+    let mut delays = Vec::new();
+    for _ in 0..5 {
+        // Up for a second, then the peer closes the connection.
+        now += secs(1);
+        s.handle(now, Event::Closed(Outbound));
+        let retry = s.next_deadline().unwrap();
+        delays.push(retry - now);
+        now = retry;
+        reestablish(&mut s, now);
+    }
+    // 1, 2, 4, 8, 16 s, each less up to a quarter of jitter.
+    for (i, d) in delays.iter().enumerate() {
+        let full = secs(1 << i);
+        assert!(
+            *d <= full && *d >= full.mul_f64(0.75),
+            "retry {i}: {delays:?}"
+        );
+    }
+    // Up for longer than STABLE_AFTER: the next drop starts the backoff over.
+    now += STABLE_AFTER;
+    s.handle(now, Event::Closed(Outbound));
+    let d = s.next_deadline().unwrap() - now;
+    assert!(d <= secs(1) && d >= ms(750), "{d:?}");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! (collisions are resolved by the state machine).
 
 mod conn;
+mod log_limit;
 mod peer;
 mod sys;
 

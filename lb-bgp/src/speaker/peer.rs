@@ -9,6 +9,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
 use super::conn::{ConnEvent, Connection, SocketOptions, connect, set_ttl};
+use super::log_limit::LogLimit;
 use super::{PeerConfig, PeerEvent, PeerStatus, RouteTable, lock};
 use crate::fsm::{Action, Direction, DownReason, Event, Session, SessionConfig, State};
 use crate::rib::{AdjRibOut, RouteSet, SessionParams};
@@ -50,6 +51,8 @@ struct Runtime {
     conn_tx: mpsc::Sender<ConnEvent>,
     /// A connection whose peer does not read: its session is reset after the actions at hand.
     overflowed: Option<Direction>,
+    /// The bound on this peer's warnings about what it sent.
+    log_limit: LogLimit,
 }
 
 impl Runtime {
@@ -90,6 +93,7 @@ impl PeerTask {
             rib: None,
             conn_tx,
             overflowed: None,
+            log_limit: LogLimit::default(),
         };
         let now = rt.start.elapsed();
         let actions = rt.session.handle(now, Event::Start);
@@ -206,8 +210,11 @@ impl PeerTask {
                     }
                     if let Message::Update(u) = &message {
                         for issue in &u.issues {
-                            tracing::warn!(peer = %self.name(), attribute = issue.type_code,
+                            if let Some(suppressed) = rt.log_limit.allow(Instant::now().into_std())
+                            {
+                                tracing::warn!(peer = %self.name(), attribute = issue.type_code, suppressed,
                                     "UPDATE error handled as {:?}: {}", issue.treatment, issue.reason);
+                            }
                         }
                     }
                     Event::Message(dir, message)
