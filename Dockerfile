@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# The lb-k8s image: one static binary (controller, and speaker from the next release) on an
+# The lb-k8s image: one static binary (the controller and the speaker) on an
 # empty base. Build from the repository root:
 #
 #   docker build -t ghcr.io/example/lb-k8s:v0.1.0 .
