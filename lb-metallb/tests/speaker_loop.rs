@@ -117,7 +117,20 @@ fn node_b() -> SpeakerLoop {
 }
 
 fn changed(inputs: Option<Arc<Inputs>>, liveness: Option<Liveness>) -> Event {
-    Event::Changed { inputs, liveness }
+    Event::Changed {
+        inputs,
+        liveness,
+        stale: None,
+    }
+}
+
+/// The source's latest inputs were rejected (`true`) or accepted again.
+fn stale(rejected: bool) -> Event {
+    Event::Changed {
+        inputs: None,
+        liveness: None,
+        stale: Some(rejected),
+    }
 }
 
 fn applies(actions: &[Action]) -> usize {
@@ -345,10 +358,10 @@ fn a_rejected_change_is_published_at_once() {
     let t0 = Instant::now();
     let (mut l, _) = started(false, t0);
     let soon = t0 + Duration::from_millis(10);
-    assert_eq!(l.step(Event::Stale(true), soon), vec![Action::Publish]);
+    assert_eq!(l.step(stale(true), soon), vec![Action::Publish]);
     assert!(l.stale());
-    assert!(l.step(Event::Stale(true), soon).is_empty());
-    assert_eq!(l.step(Event::Stale(false), soon), vec![Action::Publish]);
+    assert!(l.step(stale(true), soon).is_empty());
+    assert_eq!(l.step(stale(false), soon), vec![Action::Publish]);
     assert!(!l.stale());
 }
 

@@ -97,23 +97,22 @@ pub(crate) async fn drive(
         health: &health,
         reports: reports.as_ref(),
     };
-    // The first pass feeds everything as it stands; later ones only what changed. `changed()`
-    // marks what it reports as seen, so the select's branches record what they saw.
-    let mut first_pass = true;
-    let (mut inputs_woke, mut view_woke, mut stale_woke) = (false, false, false);
+    // What a select branch saw change (`changed()` marks it seen); the first pass feeds
+    // everything as it stands.
+    let (mut inputs_woke, mut view_woke, mut stale_woke) = (true, true, true);
     loop {
         // Whatever woke us, feed every change not yet seen (the branch that won the select is
         // not always the one that changed). The check and the read are one step: a change
         // arriving between a separate check and the read would be marked seen and never fed.
         let new_inputs = {
             let latest = inputs.borrow_and_update();
-            (first_pass || inputs_woke || latest.has_changed())
+            (inputs_woke || latest.has_changed())
                 .then(|| latest.clone())
                 .flatten()
         };
         let new_liveness = view.as_mut().and_then(|v| {
             let latest = v.borrow_and_update();
-            (first_pass || view_woke || latest.has_changed()).then(|| {
+            (view_woke || latest.has_changed()).then(|| {
                 let View { alive, settled, .. } = latest.clone();
                 Liveness {
                     alive: Some(alive),
@@ -121,24 +120,22 @@ pub(crate) async fn drive(
                 }
             })
         });
-        let is_stale = {
+        let new_stale = {
             let latest = stale.borrow_and_update();
-            (first_pass || stale_woke || latest.has_changed()).then_some(*latest)
+            (stale_woke || latest.has_changed()).then_some(*latest)
         };
-        first_pass = false;
         (inputs_woke, view_woke, stale_woke) = (false, false, false);
         let now = std::time::Instant::now();
-        let mut actions = Vec::new();
-        if let Some(s) = is_stale {
-            actions.extend(state.step(Event::Stale(s), now));
-        }
-        actions.extend(state.step(
+        let event = if new_inputs.is_none() && new_liveness.is_none() && new_stale.is_none() {
+            Event::Tick
+        } else {
             Event::Changed {
                 inputs: new_inputs,
                 liveness: new_liveness,
-            },
-            now,
-        ));
+                stale: new_stale,
+            }
+        };
+        let actions = state.step(event, now);
         run.execute(&state, actions).await;
         if reports.is_some() {
             let actions = state.step(Event::Interfaces(run.active_interfaces()), now);

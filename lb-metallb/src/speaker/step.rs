@@ -51,20 +51,19 @@ pub struct LoopSettings {
 /// What happened since the last step.
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// The inputs or the live speakers changed (either may be `None`: unchanged).
+    /// Something the source or the membership publishes changed (each `None`: unchanged).
     Changed {
         /// New inputs.
         inputs: Option<Arc<Inputs>>,
         /// A new membership view.
         liveness: Option<Liveness>,
+        /// The source's latest inputs were rejected (`true`; the last good ones stay in
+        /// force) or accepted again (`false`).
+        stale: Option<bool>,
     },
     /// The layer-2 interfaces the responder answers on now (after the last actions ran).
     Interfaces(BTreeSet<String>),
-    /// The source's latest inputs were rejected (`true`; the last good ones stay in force) or
-    /// accepted again (`false`).
-    Stale(bool),
-    /// Time passed (the deadline of [`SpeakerLoop::deadline`] was reached, or anything else
-    /// woke the loop).
+    /// Time passed, nothing changed (the deadline of [`SpeakerLoop::deadline`] was reached).
     Tick,
     /// The speaker is stopping.
     Shutdown,
@@ -194,9 +193,15 @@ impl SpeakerLoop {
             return Vec::new();
         }
         let mut out = Vec::new();
+        // Whether the metrics show something new even when nothing is to be done.
+        let mut news = false;
         match event {
-            Event::Changed { inputs, liveness } => {
-                let news = inputs.is_some() || liveness.is_some();
+            Event::Changed {
+                inputs,
+                liveness,
+                stale,
+            } => {
+                news = inputs.is_some() || liveness.is_some();
                 if let Some(i) = inputs {
                     self.inputs = Some(i);
                     self.dirty = true;
@@ -205,25 +210,15 @@ impl SpeakerLoop {
                     self.liveness = l;
                     self.dirty = true;
                 }
-                self.decide(&mut out);
-                if news && out.is_empty() {
-                    // Nothing to do, but the metrics show the new view at once.
-                    out.push(Action::Publish);
-                    self.next_refresh = Some(now + REFRESH);
-                    return out;
+                if let Some(s) = stale.filter(|s| *s != self.stale) {
+                    self.stale = s;
+                    news = true;
                 }
+                self.decide(&mut out);
             }
             Event::Interfaces(active) => {
                 self.interfaces = active;
                 self.report(&mut out);
-            }
-            Event::Stale(stale) => {
-                if self.stale != stale {
-                    self.stale = stale;
-                    out.push(Action::Publish);
-                    self.next_refresh = Some(now + REFRESH);
-                    return out;
-                }
             }
             Event::Tick => {}
             Event::Shutdown => {
@@ -236,7 +231,7 @@ impl SpeakerLoop {
             }
         }
         let due = self.next_refresh.is_none_or(|t| now >= t);
-        if !out.is_empty() || due {
+        if news || !out.is_empty() || due {
             out.push(Action::Publish);
             self.next_refresh = Some(now + REFRESH);
         }
@@ -283,10 +278,13 @@ impl SpeakerLoop {
         let Some(d) = self.last.as_ref().filter(|d| !d.l2_held) else {
             return;
         };
-        let now = (self.decisions, self.interfaces.clone());
-        if self.reported.as_ref() != Some(&now) {
-            out.push(Action::Report(report(d, &now.1)));
-            self.reported = Some(now);
+        let unchanged = self
+            .reported
+            .as_ref()
+            .is_some_and(|(n, i)| *n == self.decisions && *i == self.interfaces);
+        if !unchanged {
+            out.push(Action::Report(report(d, &self.interfaces)));
+            self.reported = Some((self.decisions, self.interfaces.clone()));
         }
     }
 }
