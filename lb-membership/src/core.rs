@@ -135,8 +135,10 @@ pub struct Core {
     noticed: HashMap<SocketAddr, Instant>,
     /// The start of the current second of notices, and how many went out in it.
     notice_window: (Instant, u32),
-    /// When, to where and with which nonce the recent sealed datagrams went.
-    sent_nonces: VecDeque<(Instant, SocketAddr, [u8; 12])>,
+    /// The nonces of the recent sealed datagrams, oldest first (for expiry), ...
+    sent_order: VecDeque<[u8; 12]>,
+    /// ... and when and where each went (looked up for every notice: no scan).
+    sent_nonces: HashMap<[u8; 12], (Instant, SocketAddr)>,
 }
 
 impl std::fmt::Debug for Core {
@@ -192,7 +194,8 @@ impl Core {
             refused_logged: None,
             noticed: HashMap::new(),
             notice_window: (now, 0),
-            sent_nonces: VecDeque::new(),
+            sent_order: VecDeque::new(),
+            sent_nonces: HashMap::new(),
         })
     }
 
@@ -318,8 +321,8 @@ impl Core {
 
     /// True when a sealed datagram with `nonce` went to `to` within [`NOTICE_ECHO_WINDOW`].
     fn sent_to(&self, to: SocketAddr, nonce: &[u8; 12], now: Instant) -> bool {
-        self.sent_nonces.iter().rev().any(|(t, a, n)| {
-            *a == to && n == nonce && now.saturating_duration_since(*t) <= NOTICE_ECHO_WINDOW
+        self.sent_nonces.get(nonce).is_some_and(|(t, a)| {
+            *a == to && now.saturating_duration_since(*t) <= NOTICE_ECHO_WINDOW
         })
     }
 
@@ -370,7 +373,8 @@ impl Core {
         while let Some((to, data)) = self.runtime.to_send() {
             if let Some(sealed) = self.sealer.seal(&data) {
                 if let Some(nonce) = Sealer::nonce_of(&sealed) {
-                    self.sent_nonces.push_back((now, to.addr, nonce));
+                    self.sent_order.push_back(nonce);
+                    self.sent_nonces.insert(nonce, (now, to.addr));
                 }
                 self.outbox.push_back(Transmit::Sealed {
                     to: to.addr,
@@ -378,13 +382,17 @@ impl Core {
                 });
             }
         }
-        while self.sent_nonces.len() > SENT_NONCES_MAX
-            || self
+        while let Some(oldest) = self.sent_order.front() {
+            let expired = self
                 .sent_nonces
-                .front()
-                .is_some_and(|(t, _, _)| now.saturating_duration_since(*t) > NOTICE_ECHO_WINDOW)
-        {
-            self.sent_nonces.pop_front();
+                .get(oldest)
+                .is_none_or(|(t, _)| now.saturating_duration_since(*t) > NOTICE_ECHO_WINDOW);
+            if !expired && self.sent_order.len() <= SENT_NONCES_MAX {
+                break;
+            }
+            if let Some(n) = self.sent_order.pop_front() {
+                self.sent_nonces.remove(&n);
+            }
         }
         while let Some((after, timer)) = self.runtime.to_schedule() {
             self.seq += 1;
