@@ -10,6 +10,7 @@
 
 mod announcement;
 mod announcer;
+mod backoff;
 mod community;
 mod node;
 mod ranking;
@@ -17,6 +18,7 @@ mod service;
 
 pub use announcement::{Announcement, BgpAdvertisement, BgpAttributes, L2Attributes};
 pub use announcer::{AnnouncementChange, AnnouncementTable, Announcer};
+pub use backoff::Backoff;
 pub use community::{Community, CommunityParseError, LargeCommunity};
 pub use node::NodeName;
 pub use ranking::{RankCandidate, rank_nodes};

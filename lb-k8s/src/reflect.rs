@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use lb_core::ServiceKey;
+use lb_core::{Backoff, ServiceKey};
 use lb_metallb::crd::{
     BFDProfile, BGPAdvertisement, Community, IPAddressPool, L2Advertisement, v1beta2,
 };
@@ -264,6 +264,12 @@ where
 const RETRY_MIN: Duration = Duration::from_millis(250);
 /// The longest delay between two attempts.
 const RETRY_MAX: Duration = Duration::from_secs(2);
+/// The delays: [`RETRY_MIN`] doubling up to [`RETRY_MAX`], less up to a quarter at random.
+const BACKOFF: Backoff = Backoff {
+    initial: RETRY_MIN,
+    max: RETRY_MAX,
+    jitter: 0.25,
+};
 
 /// How long a reflector waits before it lists or watches again after an error.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -274,17 +280,14 @@ pub(crate) struct Retry {
 
 impl Retry {
     /// The wait after one more error: none when it is a 410 Gone (the watcher lists again
-    /// at once), else [`RETRY_MIN`] doubled per earlier error up to [`RETRY_MAX`], less up to
-    /// a quarter of it by `jitter` (in `0.0..1.0`) so reflectors of many nodes do not retry in
-    /// step.
+    /// at once), else [`BACKOFF`]'s delay for the errors so far, `jitter` (in `0.0..1.0`)
+    /// taking off up to a quarter so reflectors of many nodes do not retry in step.
     pub(crate) fn after(&mut self, gone: bool, jitter: f64) -> Duration {
         self.attempts = self.attempts.saturating_add(1);
         if gone {
             return Duration::ZERO;
         }
-        let doubled = RETRY_MIN.saturating_mul(1u32 << self.attempts.saturating_sub(1).min(16));
-        let base = doubled.min(RETRY_MAX);
-        base.mul_f64(1.0 - 0.25 * jitter.clamp(0.0, 1.0))
+        BACKOFF.delay(self.attempts - 1, jitter)
     }
 
     /// A success: the next error starts from [`RETRY_MIN`] again.
