@@ -22,14 +22,18 @@ pub enum Error {
     /// The membership agent stopped.
     #[error("membership stopped")]
     MembershipStopped,
-    /// The speaker's file cannot be read.
-    #[error("reading {}", path.display())]
+    /// The speaker's file cannot be read (the cause is in the message: it is also logged when
+    /// a followed file goes away).
+    #[error("reading {}: {cause}", path.display())]
     ReadFile {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+    /// The speaker's file does not load, or its configuration is invalid.
+    #[error(transparent)]
+    Inputs(#[from] lb_metallb::speaker::inputs::InputsError),
     /// The layer-2 responder cannot start (no `CAP_NET_RAW`, no netlink).
     #[error("starting the layer-2 responder")]
     Layer2(#[source] lb_l2::L2Error),

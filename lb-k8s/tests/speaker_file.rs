@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use lb_k8s::speaker::source::{ReadError, read_file};
+use lb_k8s::Error;
+use lb_k8s::speaker::source::read_file;
 use lb_metallb::plan::PlanOptions;
 
 const FILE: &str = "
@@ -80,7 +81,7 @@ fn an_unconvertible_legacy_config_map_is_an_error_naming_it() {
     );
     let file = TempFile::new("bad.yaml", &bad);
     let e = read_file(&file.0, &PlanOptions::default()).unwrap_err();
-    assert!(matches!(e, ReadError::Inputs(_)), "{e:?}");
+    assert!(matches!(e, Error::Inputs(_)), "{e:?}");
     assert!(e.to_string().contains("metallb-system/config"), "{e}");
 }
 
@@ -88,6 +89,6 @@ fn an_unconvertible_legacy_config_map_is_an_error_naming_it() {
 fn a_missing_file_is_an_error_naming_it() {
     let path = std::env::temp_dir().join(format!("lb-k8s-{}-absent.yaml", std::process::id()));
     let e = read_file(&path, &PlanOptions::default()).unwrap_err();
-    assert!(matches!(e, ReadError::Io { .. }), "{e:?}");
+    assert!(matches!(e, Error::ReadFile { .. }), "{e:?}");
     assert!(e.to_string().contains("absent.yaml"), "{e}");
 }

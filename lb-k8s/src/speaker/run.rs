@@ -62,9 +62,9 @@ pub async fn run_from_file(
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), crate::Error> {
-    std::fs::metadata(&path).map_err(|source| crate::Error::ReadFile {
+    std::fs::metadata(&path).map_err(|cause| crate::Error::ReadFile {
         path: path.clone(),
-        source,
+        cause,
     })?;
     let (tx, inputs) = watch::channel(None);
     let (stale_tx, stale) = watch::channel(false);

@@ -11,7 +11,6 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use lb_metallb::plan::PlanOptions;
 use lb_metallb::speaker::Inputs;
-use lb_metallb::speaker::inputs::InputsError;
 use tokio::sync::{mpsc, watch};
 
 use super::RETRY;
@@ -20,30 +19,15 @@ use crate::reflect::Trigger;
 use crate::sys;
 use crate::writer::configuration_state;
 
-/// Why the file source could not read its file.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// The file could not be read.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// Its objects could not be loaded, or the configuration is invalid.
-    #[error(transparent)]
-    Inputs(#[from] InputsError),
-}
-
 /// Reads the inputs from a file (multi-document YAML) through the loader `plan` and `validate`
 /// use ([`Inputs::load`]: legacy ConfigMaps converted).
 ///
-/// Fails with an error naming the file and the problem.
-pub fn read_file(path: &std::path::Path, options: &PlanOptions) -> Result<Inputs, ReadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+/// Fails with an error naming the file and the problem ([`crate::Error::ReadFile`],
+/// [`crate::Error::Inputs`]).
+pub fn read_file(path: &std::path::Path, options: &PlanOptions) -> Result<Inputs, crate::Error> {
+    let text = std::fs::read_to_string(path).map_err(|cause| crate::Error::ReadFile {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let name = path.display().to_string();
     Ok(Inputs::load([(name.as_str(), text.as_str())], options)?)
