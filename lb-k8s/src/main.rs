@@ -193,6 +193,11 @@ struct SpeakerArgs {
     /// Run without membership: every node counts as alive (MetalLB without memberlist).
     #[arg(long)]
     ml_disable: bool,
+    /// Upgrade mode: also read and write the membership datagrams of speakers before 0.2
+    /// (no replay protection for those). Set it for the rollout that replaces them, then
+    /// remove it (docs/speaker.md, "Upgrading from 0.1").
+    #[arg(long, env = "LB_ML_UPGRADE_WIRE")]
+    ml_upgrade_wire: bool,
     /// How often each speaker probes another one.
     #[arg(long, default_value = "100ms", value_parser = go_duration)]
     ml_probe_interval: std::time::Duration,
@@ -259,6 +264,11 @@ fn speaker(args: SpeakerArgs) -> anyhow::Result<ExitCode> {
             secret: read_key(&args.ml_secret_key_path)?,
             join: args.ml_join.clone(),
             timers,
+            wire: if args.ml_upgrade_wire {
+                lb_membership::WireFormat::Upgrade
+            } else {
+                lb_membership::WireFormat::Stamped
+            },
         })
     };
     let mut layer2 = lb_l2::ResponderConfig::default();

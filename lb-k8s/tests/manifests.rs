@@ -1577,7 +1577,7 @@ fn chart_with_every_option() {
             "speaker": {
                 "priorityClassName": "system-node-critical",
                 "nodeSelector": {"kubernetes.io/os": "linux", "example.org/edge": "true"},
-                "memberlist": {"port": 7947, "secretName": "lb-memberlist"},
+                "memberlist": {"port": 7947, "secretName": "lb-memberlist", "upgradeWire": true},
             },
             "metrics": {"bindAddress": "[::]", "port": 9472, "speakerPort": 9473, "prometheusAnnotations": false},
             "serviceMonitor": {"enabled": true, "interval": "15s"},
@@ -1616,6 +1616,11 @@ fn chart_with_every_option() {
     }
     let speaker: DaemonSet = objects.get("DaemonSet", "speaker");
     check_speaker_memberlist(&speaker, "lb-memberlist", 7947);
+    let speaker_args = only_container(pod_spec_of(&speaker.spec.template))
+        .args
+        .clone()
+        .unwrap();
+    assert!(speaker_args.iter().any(|a| a == "--ml-upgrade-wire"));
     for monitor in objects.of_kind("ServiceMonitor") {
         assert!(
             monitor.name().starts_with("edge-lb-k8s-"),

@@ -7,17 +7,18 @@
 //! notifications into the [`View`].
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroUsize};
 use std::time::{Duration, Instant};
 
 use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PostcardCodec, Timer};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
-use crate::seal::{OVERHEAD, Sealer};
-use crate::{Counters, Member, MembershipConfig, MembershipError, Timers, View};
+use crate::replay::{Refusal, ReplayGuard};
+use crate::seal::{STAMPED_OVERHEAD, Sealer, Stamp};
+use crate::{Counters, Member, MembershipConfig, MembershipError, Timers, View, WireFormat};
 
 /// The first two octets of a mismatch notice: sent unsealed to a sender whose datagram could
 /// not be opened, followed by that datagram's nonce. A sealed datagram starts with its
@@ -49,6 +50,8 @@ const NOTICED_MAX: usize = 1024;
 /// Notices sent per second at most, to all addresses together: forged sources cannot turn a
 /// flood into a flood of notices that fills the socket's send buffer.
 pub const NOTICES_PER_SECOND: u32 = 20;
+/// Addresses remembered as writing version 2, in the upgrade mode.
+const STAMPED_PEERS_MAX: usize = 4096;
 /// The shortest pace of the rejoin check (faster while nobody answered).
 const REJOIN_CHECK: Duration = Duration::from_millis(200);
 
@@ -105,7 +108,7 @@ fn foca_config(t: &Timers) -> Result<Config, MembershipError> {
     c.max_transmissions = NonZeroU8::MIN.saturating_add(5);
     c.notify_down_members = true;
     c.remove_down_after = Duration::from_secs(30).into();
-    c.max_packet_size = NonZeroUsize::MIN.saturating_add(1400 - 1 - OVERHEAD);
+    c.max_packet_size = NonZeroUsize::MIN.saturating_add(1400 - 1 - STAMPED_OVERHEAD);
     c.periodic_gossip = Some(foca::PeriodicParams {
         frequency: t.probe_period,
         num_members: NonZeroUsize::MIN.saturating_add(2),
@@ -139,6 +142,18 @@ pub struct Core {
     sent_order: VecDeque<[u8; 12]>,
     /// ... and when and where each went (looked up for every notice: no scan).
     sent_nonces: HashMap<[u8; 12], (Instant, SocketAddr)>,
+    /// This incarnation's random id, sealed into every version-2 datagram, ...
+    incarnation: u64,
+    /// ... and the counter of the last one.
+    counter: u64,
+    /// The wall clock at `started`, in milliseconds since the epoch.
+    wall_at_start: u64,
+    /// The counters and incarnations heard, to refuse replays.
+    guard: ReplayGuard,
+    /// In the upgrade mode: addresses that sent us a version-2 datagram (written to in
+    /// version 2; the others in version 1).
+    stamped_peers: HashSet<SocketAddr>,
+    stale_logged: Option<Instant>,
 }
 
 impl std::fmt::Debug for Core {
@@ -152,9 +167,13 @@ impl std::fmt::Debug for Core {
 }
 
 impl Core {
-    /// A core for `config` at time `now`, with identity generation `generation` (a start
-    /// time in milliseconds since the epoch, so a restarted speaker supersedes its old self)
-    /// and `seed` for SWIM's random choices. Nothing is sent before the first call.
+    /// A core for `config` at time `now`, with identity generation `generation` and `seed`
+    /// for SWIM's random choices and the incarnation id. Nothing is sent before the first
+    /// call.
+    ///
+    /// `generation` is the wall clock at `now` in milliseconds since the epoch: a restarted
+    /// speaker supersedes its old self, and the clock in datagram stamps is `generation`
+    /// plus the time elapsed since `now`.
     ///
     /// Fails when the timers are not usable ([`Timers::check`]).
     pub fn new(
@@ -170,7 +189,9 @@ impl Core {
             addr: config.advertise,
             generation,
         };
-        let foca = Foca::new(me, foca_config, StdRng::from_seed(seed), PostcardCodec);
+        let mut rng = StdRng::from_seed(seed);
+        let incarnation = rng.next_u64();
+        let foca = Foca::new(me, foca_config, rng, PostcardCodec);
         let view = View {
             alive: BTreeSet::from([config.node.clone()]),
             settled: false,
@@ -196,6 +217,12 @@ impl Core {
             notice_window: (now, 0),
             sent_order: VecDeque::new(),
             sent_nonces: HashMap::new(),
+            incarnation,
+            counter: 0,
+            wall_at_start: generation,
+            guard: ReplayGuard::default(),
+            stamped_peers: HashSet::new(),
+            stale_logged: None,
         })
     }
 
@@ -293,7 +320,11 @@ impl Core {
             return;
         }
         match self.sealer.open(datagram) {
-            Ok(plain) => {
+            Ok(opened) => {
+                if !self.admit(opened.stamp, from, now) {
+                    return;
+                }
+                let plain = opened.payload;
                 self.counters.received += 1;
                 // A datagram sealed with our key comes from the cluster, whatever foca makes
                 // of it (a message for our previous identity is refused by foca but still
@@ -308,14 +339,75 @@ impl Core {
                 if let Some(nonce) = Sealer::nonce_of(datagram) {
                     self.notice(from, nonce, now);
                 }
+                self.log_refusal(now, || {
+                    tracing::warn!(%from, error = %e, "membership datagram refused (further refusals for 10 s are only counted)");
+                });
+            }
+        }
+    }
+
+    /// The wall clock at `now`, in milliseconds since the epoch.
+    fn wall_ms(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.started).as_millis();
+        self.wall_at_start
+            .saturating_add(u64::try_from(elapsed).unwrap_or(u64::MAX))
+    }
+
+    /// Whether an authenticated datagram with `stamp` (`None`: version 1) from `from` may be
+    /// used: not a replay, not too old, not our own, and of a version this mode reads.
+    fn admit(&mut self, stamp: Option<Stamp>, from: SocketAddr, now: Instant) -> bool {
+        let Some(stamp) = stamp else {
+            if self.config.wire == WireFormat::Upgrade {
+                return true;
+            }
+            self.counters.refused += 1;
+            self.log_refusal(now, || {
+                tracing::warn!(%from, "membership datagram of version 1 (a speaker before 0.2) refused: upgrade through the upgrade wire mode (docs/speaker.md)");
+            });
+            return false;
+        };
+        if stamp.sender == self.incarnation {
+            // Our own datagram sent back to us: nobody else can have our incarnation id.
+            self.counters.replayed += 1;
+            return false;
+        }
+        match self.guard.accept(&stamp, self.wall_ms(now)) {
+            Ok(()) => {
+                if self.config.wire == WireFormat::Upgrade
+                    && !self.stamped_peers.contains(&from)
+                    && self.stamped_peers.len() < STAMPED_PEERS_MAX
+                {
+                    self.stamped_peers.insert(from);
+                }
+                true
+            }
+            Err(Refusal::Replayed) => {
+                self.counters.replayed += 1;
+                tracing::debug!(%from, counter = stamp.counter, "replayed membership datagram refused");
+                false
+            }
+            Err(Refusal::Stale { ahead_ms }) => {
+                self.counters.stale += 1;
                 let quiet = self
-                    .refused_logged
+                    .stale_logged
                     .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(10));
                 if !quiet {
-                    self.refused_logged = Some(now);
-                    tracing::warn!(%from, error = %e, "membership datagram refused (further refusals for 10 s are only counted)");
+                    self.stale_logged = Some(now);
+                    tracing::warn!(%from, ahead_ms, max_ms = crate::replay::MAX_AGE.as_millis(), "membership datagram refused: its clock is too far from ours (a captured datagram played again, or the nodes' clocks differ; further ones for 10 s are only counted)");
                 }
+                false
             }
+        }
+    }
+
+    /// Runs `log` at most once every 10 s (refusals of one kind or another).
+    fn log_refusal(&mut self, now: Instant, log: impl FnOnce()) {
+        let quiet = self
+            .refused_logged
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(10));
+        if !quiet {
+            self.refused_logged = Some(now);
+            log();
         }
     }
 
@@ -370,8 +462,22 @@ impl Core {
     /// Collects what foca produced: datagrams sealed into the outbox, timers into the heap,
     /// notifications into the view.
     fn settle(&mut self, now: Instant) {
+        let wall = self.wall_ms(now);
         while let Some((to, data)) = self.runtime.to_send() {
-            if let Some(sealed) = self.sealer.seal(&data) {
+            let legacy =
+                self.config.wire == WireFormat::Upgrade && !self.stamped_peers.contains(&to.addr);
+            let sealed = if legacy {
+                self.sealer.seal(&data)
+            } else {
+                self.counter += 1;
+                let stamp = Stamp {
+                    sender: self.incarnation,
+                    counter: self.counter,
+                    sent_at_ms: wall,
+                };
+                self.sealer.seal_stamped(stamp, &data)
+            };
+            if let Some(sealed) = sealed {
                 if let Some(nonce) = Sealer::nonce_of(&sealed) {
                     self.sent_order.push_back(nonce);
                     self.sent_nonces.insert(nonce, (now, to.addr));

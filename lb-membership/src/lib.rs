@@ -22,6 +22,7 @@
 
 pub mod core;
 mod driver;
+pub mod replay;
 mod seal;
 
 use std::collections::BTreeSet;
@@ -35,7 +36,7 @@ pub use crate::core::{
     mismatch_notice,
 };
 pub use driver::Membership;
-pub use seal::{KeyError, OVERHEAD, OpenError, Sealer};
+pub use seal::{KeyError, OVERHEAD, OpenError, Opened, STAMPED_OVERHEAD, Sealer, Stamp};
 
 /// A speaker's identity in the cluster.
 ///
@@ -152,6 +153,21 @@ pub struct MembershipConfig {
     pub seeds: Vec<SocketAddr>,
     /// Timers.
     pub timers: Timers,
+    /// Which datagram versions are written and read.
+    pub wire: WireFormat,
+}
+
+/// Which datagram versions a speaker writes and reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WireFormat {
+    /// Version 2 only: every datagram stamped, replays refused ([`crate::replay`]).
+    #[default]
+    Stamped,
+    /// For an upgrade from speakers before 0.2, which read version 1 only: read both
+    /// versions, write version 2 to the addresses that sent us version 2 and version 1 to
+    /// the others. Version-1 datagrams have no replay protection; run it only while the
+    /// cluster has speakers of both kinds.
+    Upgrade,
 }
 
 /// What this speaker knows of the cluster.
@@ -188,6 +204,12 @@ pub struct Counters {
     pub unverified_notices: u64,
     /// Datagrams dropped because the socket had no room at once (sends never wait).
     pub dropped: u64,
+    /// Authenticated datagrams refused as replays: seen before, or too far behind the
+    /// newest of their sender ([`crate::replay`]).
+    pub replayed: u64,
+    /// Authenticated datagrams refused because their clock reading is more than
+    /// [`crate::replay::MAX_AGE`] from ours (captured long ago, or the clocks differ).
+    pub stale: u64,
 }
 
 /// Why membership could not start.

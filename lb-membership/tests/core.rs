@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use lb_membership::{
     Core, MISMATCH_NOTICE, MembershipConfig, NOTICES_PER_SECOND, Sealer, Timers, Transmit,
-    mismatch_notice,
+    WireFormat, mismatch_notice,
 };
 
 mod support;
@@ -37,37 +37,77 @@ struct Net {
     now: Instant,
     /// Notices each address put out.
     notices: BTreeMap<SocketAddr, usize>,
+    /// When the simulation started (its wall clock reads [`WALL_AT_START`] then).
+    start: Instant,
+    /// Datagrams sent by this address are recorded in `captured` (as a tap on the wire).
+    tap: Option<SocketAddr>,
+    /// What the tap recorded: from, to, bytes.
+    captured: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Speakers of a release before 0.2: they cannot open version 2 (added in the upgrade
+    /// mode, they never hear version 2, so they write version 1 only).
+    old: BTreeSet<SocketAddr>,
 }
+
+/// The simulated wall clock at the start, in milliseconds since the epoch.
+const WALL_AT_START: u64 = 1_700_000_000_000;
 
 impl Net {
     fn new() -> Self {
+        let now = Instant::now();
         Self {
             cores: BTreeMap::new(),
             cut: BTreeSet::new(),
             in_flight: Vec::new(),
-            now: Instant::now(),
+            now,
             notices: BTreeMap::new(),
+            start: now,
+            tap: None,
+            captured: Vec::new(),
+            old: BTreeSet::new(),
         }
     }
 
     /// Adds speaker `node` at 192.0.2.`i` with `seeds` and `key`.
     fn add(&mut self, node: &str, i: u8, seeds: &[u8], key: &[u8]) {
+        self.add_with(node, i, seeds, key, WireFormat::Stamped, 0);
+    }
+
+    /// Adds a speaker writing `wire`, whose clock is `skew_ms` ahead of the others.
+    fn add_with(
+        &mut self,
+        node: &str,
+        i: u8,
+        seeds: &[u8],
+        key: &[u8],
+        wire: WireFormat,
+        skew_ms: i64,
+    ) {
         let config = MembershipConfig {
             node: node.into(),
             bind: addr(i),
             advertise: addr(i),
             seeds: seeds.iter().map(|s| addr(*s)).collect(),
             timers: Timers::default(),
+            wire,
         };
+        let elapsed = u64::try_from((self.now - self.start).as_millis()).unwrap();
+        let wall = (WALL_AT_START + elapsed)
+            .checked_add_signed(skew_ms)
+            .unwrap();
         let core = Core::new(
             config,
             Sealer::from_secret(key).unwrap(),
-            1_000 + u64::from(i),
+            wall,
             [i; 32],
             self.now,
         )
         .unwrap();
         self.cores.insert(addr(i), core);
+    }
+
+    /// Sends `bytes` from `from` to `to` (a forger or a replayer on the wire).
+    fn inject(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        self.in_flight.push((self.now + TICK, from, to, bytes));
     }
 
     fn core(&self, i: u8) -> &Core {
@@ -88,6 +128,9 @@ impl Net {
                         (to, mismatch_notice(&nonce).to_vec())
                     }
                 };
+                if self.tap == Some(*from) {
+                    self.captured.push((*from, to, bytes.clone()));
+                }
                 self.in_flight.push((self.now + TICK, *from, to, bytes));
             }
         }
@@ -109,6 +152,10 @@ impl Net {
             self.in_flight = later;
             for (_, from, to, bytes) in due {
                 if self.cut.contains(&from) || self.cut.contains(&to) {
+                    continue;
+                }
+                // A speaker before 0.2 cannot open version 2 (and answers nothing).
+                if self.old.contains(&to) && bytes.first() == Some(&2) {
                     continue;
                 }
                 if let Some(core) = self.cores.get_mut(&to) {
@@ -334,6 +381,7 @@ fn unusable_timers_are_refused_naming_them() {
         advertise: addr(1),
         seeds: Vec::new(),
         timers,
+        wire: WireFormat::Stamped,
     };
     let core = |timers| {
         Core::new(
@@ -357,4 +405,139 @@ fn unusable_timers_are_refused_naming_them() {
     let e = core(slow_probe).unwrap_err();
     assert!(e.to_string().contains("probe timeout (200ms)"), "{e}");
     assert!(core(Timers::default()).is_ok());
+}
+
+#[test]
+fn captured_datagrams_of_a_dead_speaker_never_bring_it_back() {
+    let mut net = three();
+    net.tap = Some(addr(3));
+    net.run_until(Duration::from_secs(2), |n| {
+        all_see(n, &[1, 2, 3], &["a", "b", "c"])
+    })
+    .unwrap();
+    // Two seconds of c's traffic: probes, acks, gossip and announcements.
+    net.run(Duration::from_secs(2));
+    net.tap = None;
+    let captured = std::mem::take(&mut net.captured);
+    assert!(captured.len() > 20, "{}", captured.len());
+    // c dies.
+    net.cores.remove(&addr(3));
+    net.run_until(Duration::from_secs(2), |n| all_see(n, &[1, 2], &["a", "b"]))
+        .expect("c never declared down");
+    let replay = |net: &mut Net| {
+        for (from, to, bytes) in &captured {
+            net.inject(*from, *to, bytes.clone());
+        }
+        // Bounded: 200 rounds of 5 ms.
+        for _ in 0..200 {
+            net.run(Duration::from_millis(5));
+            assert!(all_see(net, &[1, 2], &["a", "b"]), "c came back");
+        }
+    };
+    // At once, while a and b still remember c's counters: every datagram is a duplicate.
+    replay(&mut net);
+    for i in [1, 2] {
+        assert!(
+            net.core(i).counters().replayed > 0,
+            "{:?}",
+            net.core(i).counters()
+        );
+    }
+    // After a and b forgot c (SWIM drops a dead member after 30 s): too old to count.
+    net.run(Duration::from_secs(35));
+    replay(&mut net);
+    for i in [1, 2] {
+        assert!(
+            net.core(i).counters().stale > 0,
+            "{:?}",
+            net.core(i).counters()
+        );
+    }
+    // A speaker started now, which never heard of c, refuses them too.
+    net.add("d", 4, &[1, 2], KEY);
+    net.run_until(Duration::from_secs(2), |n| {
+        all_see(n, &[1, 2, 4], &["a", "b", "d"])
+    })
+    .expect("d never joined");
+    let to_d: Vec<_> = captured
+        .iter()
+        .map(|(f, _, b)| (*f, addr(4), b.clone()))
+        .collect();
+    for (from, to, bytes) in to_d {
+        net.inject(from, to, bytes);
+    }
+    for _ in 0..200 {
+        net.run(Duration::from_millis(5));
+        assert!(all_see(&net, &[1, 2, 4], &["a", "b", "d"]), "c came back");
+    }
+    assert!(net.core(4).counters().stale > 0);
+}
+
+#[test]
+fn a_speaker_echoing_our_own_datagrams_back_changes_nothing() {
+    let mut net = three();
+    net.tap = Some(addr(1));
+    net.run_until(Duration::from_secs(2), |n| {
+        all_see(n, &[1, 2, 3], &["a", "b", "c"])
+    })
+    .unwrap();
+    net.tap = None;
+    let captured = std::mem::take(&mut net.captured);
+    for (_, to, bytes) in &captured {
+        // Back to a, as if from the speaker it went to.
+        net.inject(*to, addr(1), bytes.clone());
+    }
+    net.run(Duration::from_millis(100));
+    assert!(net.core(1).counters().replayed >= u64::try_from(captured.len()).unwrap());
+    assert!(all_see(&net, &[1, 2, 3], &["a", "b", "c"]));
+}
+
+#[test]
+fn a_speaker_whose_clock_is_far_off_is_refused_and_counted() {
+    let mut net = Net::new();
+    net.add("a", 1, &[1, 2], KEY);
+    net.add_with("b", 2, &[1, 2], KEY, WireFormat::Stamped, 60_000);
+    net.run(Duration::from_secs(3));
+    for i in [1, 2] {
+        let c = net.core(i).counters();
+        assert!(c.stale > 0 && c.received == 0, "{c:?}");
+        assert_eq!(net.core(i).view().alive.len(), 1);
+    }
+    // Within the limit is fine.
+    let mut net = Net::new();
+    net.add("a", 1, &[1, 2], KEY);
+    net.add_with("b", 2, &[1, 2], KEY, WireFormat::Stamped, -20_000);
+    net.run_until(Duration::from_secs(2), |n| all_see(n, &[1, 2], &["a", "b"]))
+        .expect("20 s of clock difference refused");
+}
+
+#[test]
+fn an_upgrade_from_version_1_keeps_one_cluster_at_every_step() {
+    // Step 0 to 1: speakers before 0.2 (a, b) and one upgraded in the upgrade mode (c).
+    let mut net = Net::new();
+    net.old = BTreeSet::from([addr(1), addr(2)]);
+    net.add_with("a", 1, &[1, 2, 3], KEY, WireFormat::Upgrade, 0);
+    net.add_with("b", 2, &[1, 2, 3], KEY, WireFormat::Upgrade, 0);
+    net.add_with("c", 3, &[1, 2, 3], KEY, WireFormat::Upgrade, 0);
+    net.run_until(Duration::from_secs(2), |n| {
+        all_see(n, &[1, 2, 3], &["a", "b", "c"])
+    })
+    .expect("old speakers and the upgrade mode did not agree");
+    // Step 1 to 2: two in the upgrade mode, one without it (version 2 only).
+    let mut net = Net::new();
+    net.add_with("a", 1, &[1, 2, 3], KEY, WireFormat::Upgrade, 0);
+    net.add_with("b", 2, &[1, 2, 3], KEY, WireFormat::Upgrade, 0);
+    net.add("c", 3, &[1, 2, 3], KEY);
+    net.run_until(Duration::from_secs(2), |n| {
+        all_see(n, &[1, 2, 3], &["a", "b", "c"])
+    })
+    .expect("the upgrade mode and version 2 did not agree");
+    // Without the upgrade mode a speaker refuses version 1 (counted), so the mode is needed.
+    let mut net = Net::new();
+    net.old = BTreeSet::from([addr(1)]);
+    net.add_with("a", 1, &[1, 2], KEY, WireFormat::Upgrade, 0);
+    net.add("b", 2, &[1, 2], KEY);
+    net.run(Duration::from_secs(1));
+    assert!(net.core(2).counters().refused > 0);
+    assert_eq!(net.core(2).view().alive, names(&["b"]));
 }

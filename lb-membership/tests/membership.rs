@@ -49,6 +49,7 @@ async fn start(node: &str, addr: SocketAddr, seeds: &[SocketAddr], key: &[u8]) -
             advertise: addr,
             seeds: seeds.to_vec(),
             timers: Timers::default(),
+            wire: lb_membership::WireFormat::Stamped,
         };
         match Membership::start(config, Sealer::from_secret(key).unwrap()).await {
             Ok(m) => return m,

@@ -299,6 +299,7 @@ async fn start_membership(
             advertise: addr,
             seeds: seeds(inputs, &seed_settings(m)),
             timers: m.timers,
+            wire: m.wire,
         },
         sealer,
     )
@@ -370,7 +371,7 @@ fn publish(
             .alive
             .as_ref()
             .map_or(1, |a| u64::try_from(a.len()).unwrap_or(u64::MAX)),
-        membership_refused: membership.map_or(0, |m| m.counters().refused),
+        membership: membership.map(Membership::counters).unwrap_or_default(),
         config_loaded: d.is_some(),
         config_stale: state.stale(),
     });

@@ -59,8 +59,8 @@ pub struct Snapshot {
     pub peers: Vec<PeerFigures>,
     /// Live speakers this node sees (itself included).
     pub members: u64,
-    /// Membership datagrams refused (wrong key, tampered, malformed).
-    pub membership_refused: u64,
+    /// The membership layer's datagram counters (zero without membership).
+    pub membership: lb_membership::Counters,
     /// The configuration in use is valid.
     pub config_loaded: bool,
     /// The newest configuration could not be used; the last good one is in use.
@@ -207,13 +207,38 @@ impl Collector for Shared {
             let family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             ConstGauge::new(value).encode(family)?;
         }
-        let family = encoder.encode_descriptor(
-            "lb_speaker_membership_refused",
-            "Membership datagrams refused: wrong key, tampered or malformed",
-            None,
-            MetricType::Counter,
-        )?;
-        ConstCounter::new(s.membership_refused).encode(family)?;
+        let m = &s.membership;
+        let counters = [
+            (
+                "lb_speaker_membership_refused",
+                "Membership datagrams refused: wrong key, tampered, malformed or of a version not read",
+                m.refused,
+            ),
+            (
+                "lb_speaker_membership_replayed",
+                "Authenticated membership datagrams refused as replays (seen before)",
+                m.replayed,
+            ),
+            (
+                "lb_speaker_membership_stale",
+                "Authenticated membership datagrams refused because their clock is more than 30 s from ours",
+                m.stale,
+            ),
+            (
+                "lb_speaker_membership_unverified_notices",
+                "Key-mismatch notices ignored because they echo no datagram we sent there",
+                m.unverified_notices,
+            ),
+            (
+                "lb_speaker_membership_dropped",
+                "Membership datagrams dropped because the socket had no room",
+                m.dropped,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(family)?;
+        }
         Ok(())
     }
 }

@@ -32,6 +32,8 @@ pub struct MembershipSettings {
     pub join: Vec<SocketAddr>,
     /// SWIM timers.
     pub timers: Timers,
+    /// Which datagram versions are written and read.
+    pub wire: lb_membership::WireFormat,
 }
 
 /// How the speaker runs.
