@@ -816,3 +816,226 @@ fn wrong_membership_key_stays_out() {
     );
     assert_eq!(lab.client_mac(v4).as_deref(), Some(NODE_MAC[p.owner]));
 }
+
+/// CPU time (user + system) of process `pid` so far, from /proc.
+fn cpu_time(pid: i32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 (1-based), 11 and 12 after the state field.
+    let hz = 100;
+    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
+}
+
+/// The value of the first sample of `metric` in a /metrics text.
+fn metric_value(text: &str, metric: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(metric))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Sends forged membership datagrams from the client's namespace through a raw socket:
+/// `rate` per second for `duration`, each from a source address of the node subnet
+/// (192.0.2.2-254, the nodes' own addresses among them) to one of the three speakers. The
+/// payloads rotate through garbage, datagrams shaped like sealed ones of both versions, and
+/// key-mismatch notices. Returns how many went out.
+fn spoof_membership_flood(client: &str, rate: u32, duration: Duration) -> u64 {
+    let ns = client.to_string();
+    let rt = lb_testlab::NsRuntime::new(&ns);
+    rt.blocking(move || {
+        use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+        let socket = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(libc_ipproto_raw())),
+        )
+        .expect("raw socket");
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let targets: Vec<std::net::Ipv4Addr> = NODE_V4.iter().map(|a| a.parse().unwrap()).collect();
+        let started = Instant::now();
+        let batch = rate / 100;
+        let mut sent = 0u64;
+        // Bounded: one batch every 10 ms for `duration`.
+        let rounds = duration.as_millis() / 10;
+        for round in 0..rounds {
+            for _ in 0..batch {
+                let r = next();
+                let to = targets[(r % 3) as usize];
+                let host = 2 + (r >> 8) % 253;
+                let from = std::net::Ipv4Addr::new(192, 0, 2, u8::try_from(host).unwrap());
+                let len = 14 + (r >> 16) as usize % 200;
+                let mut payload: Vec<u8> = (0..len).map(|_| next().to_le_bytes()[0]).collect();
+                match (r >> 32) % 4 {
+                    0 => payload[0] = 1,
+                    1 => payload[0] = 2,
+                    2 => {
+                        payload.truncate(14);
+                        payload[0] = 0;
+                        payload[1] = b'K';
+                    }
+                    _ => {}
+                }
+                let packet = udp_v4(
+                    from,
+                    to,
+                    10_000 + u16::try_from((r >> 40) % 50_000).unwrap(),
+                    7946,
+                    &payload,
+                );
+                let dest = SockAddr::from(std::net::SocketAddrV4::new(to, 0));
+                if socket.send_to(&packet, &dest).is_ok() {
+                    sent += 1;
+                }
+            }
+            let due = Duration::from_millis(10 * (u64::try_from(round).unwrap() + 1));
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        sent
+    })
+}
+
+/// IPPROTO_RAW: a raw socket whose packets carry their own IP header.
+fn libc_ipproto_raw() -> i32 {
+    255
+}
+
+/// An IPv4 UDP packet with header, from `from:sport` to `to:dport` (UDP checksum 0: none;
+/// the kernel fills in the IP checksum, identification and total length).
+fn udp_v4(
+    from: std::net::Ipv4Addr,
+    to: std::net::Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let total = u16::try_from(20 + 8 + payload.len()).unwrap();
+    let mut p = Vec::with_capacity(usize::from(total));
+    p.extend_from_slice(&[0x45, 0]);
+    p.extend_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+    p.extend_from_slice(&from.octets());
+    p.extend_from_slice(&to.octets());
+    p.extend_from_slice(&sport.to_be_bytes());
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&u16::try_from(8 + payload.len()).unwrap().to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// A flood of forged membership datagrams (5,000 per second for 30 s, sources forged from
+/// the node subnet, the nodes' own addresses among them): no speaker loses a member, the
+/// layer-2 IP never moves and only its owner answers ARP for it.
+#[test]
+fn spoofed_membership_flood_changes_nothing() {
+    if !available("spoofed_membership_flood_changes_nothing") {
+        return;
+    }
+    let _serial = serial();
+    let yaml = objects_yaml("203.0.113.0/28", false);
+    let p = predict(&yaml, &[]);
+    let v4 = p.web[0];
+    let mut lab = Lab::new(&yaml);
+    lab.start_all();
+    lab.wait_converged(v4, p.owner, Duration::from_secs(15));
+    lab.monitor();
+    let pids: Vec<i32> = lab
+        .speakers
+        .iter()
+        .map(|s| s.as_ref().unwrap().pid())
+        .collect();
+    // The idle baseline: 5 s without the flood.
+    let idle_start: Vec<Duration> = pids.iter().map(|p| cpu_time(*p)).collect();
+    std::thread::sleep(Duration::from_secs(5));
+    let cpu_before: Vec<Duration> = pids.iter().map(|p| cpu_time(*p)).collect();
+    let idle: Vec<f64> = (0..3)
+        .map(|i| cpu_before[i].saturating_sub(idle_start[i]).as_secs_f64() * 100.0 / 5.0)
+        .collect();
+    let (rate, duration) = (5_000, Duration::from_secs(30));
+    let client = lab.client.name.clone();
+    let t0 = Instant::now();
+    let flood = std::thread::spawn(move || spoof_membership_flood(&client, rate, duration));
+    // Bounded: until the flood ends (at most 40 s), a check a second.
+    let mut checks = 0;
+    while !flood.is_finished() && t0.elapsed() < Duration::from_secs(40) {
+        for i in 0..3 {
+            let m = lab.metrics(i);
+            assert!(
+                m.contains("lb_speaker_members 3"),
+                "{} lost a member during the flood: {m}",
+                NODES[i]
+            );
+        }
+        let out = lab
+            .client
+            .command(ARPING)
+            .args(["-c", "1", "-w", "1000000", "-i", "eth0", &v4.to_string()])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        for (i, mac) in NODE_MAC.iter().enumerate() {
+            assert_eq!(
+                out.contains(mac),
+                i == p.owner,
+                "{} during the flood: {out}",
+                NODES[i]
+            );
+        }
+        checks += 1;
+    }
+    let sent = flood.join().unwrap();
+    let elapsed = t0.elapsed();
+    assert!(checks >= 10, "{checks} checks");
+    assert!(
+        sent >= u64::from(rate) * 25,
+        "only {sent} forged datagrams went out"
+    );
+    let m = lab.monitor.as_ref().unwrap();
+    for (i, mac) in NODE_MAC.iter().enumerate() {
+        if i != p.owner {
+            assert!(
+                m.seen_after(t0, v4, mac).is_none(),
+                "{v4} moved to {}",
+                NODES[i]
+            );
+        }
+    }
+    for i in 0..3 {
+        let text = lab.metrics(i);
+        let refused = metric_value(&text, "lb_speaker_membership_refused_total").unwrap_or(0.0);
+        let unverified =
+            metric_value(&text, "lb_speaker_membership_unverified_notices_total").unwrap_or(0.0);
+        assert!(refused > 10_000.0, "{}: refused {refused}", NODES[i]);
+        assert!(
+            unverified > 1_000.0,
+            "{}: unverified notices {unverified}",
+            NODES[i]
+        );
+        let cpu = cpu_time(pids[i]).saturating_sub(cpu_before[i]);
+        eprintln!(
+            "RESULT spoofed flood {} datagrams/s ({sent} in {elapsed:?}): {} CPU {:.1} % (idle {:.1} %; refused {refused}, unverified notices {unverified})",
+            rate,
+            NODES[i],
+            cpu.as_secs_f64() * 100.0 / elapsed.as_secs_f64(),
+            idle[i]
+        );
+    }
+}
