@@ -1237,21 +1237,6 @@ fn update_errors() {
             error(3, 2, &[0x50, 99, 0, 1, 1]),
         ),
         (
-            "attribute overruns the attribute list",
-            update_msg(&[], &[vec![0x40, 1, 5, 0]], &[]),
-            error(3, 5, &[]),
-        ),
-        (
-            "attribute header truncated",
-            update_msg(&[], &[vec![0x40, 1]], &[]),
-            error(3, 5, &[]),
-        ),
-        (
-            "extended length truncated",
-            update_msg(&[], &[vec![0x50, 1, 0]], &[]),
-            error(3, 5, &[]),
-        ),
-        (
             "MP_REACH_NLRI repeated",
             update_msg(
                 &[],
@@ -1442,6 +1427,52 @@ fn treat_as_withdraw_cases() {
             "missing NEXT_HOP",
             vec![ORIGIN_IGP.to_vec(), AS_PATH4.to_vec()],
             attr_type::NEXT_HOP,
+        ),
+        // RFC 7606 §4: the attribute list's length still locates the NLRI.
+        (
+            "attribute overruns the attribute list",
+            vec![
+                ORIGIN_IGP.to_vec(),
+                AS_PATH4.to_vec(),
+                NEXT_HOP.to_vec(),
+                vec![0x40, 5, 9, 0],
+            ],
+            attr_type::LOCAL_PREF,
+        ),
+        (
+            "attribute header truncated",
+            vec![
+                ORIGIN_IGP.to_vec(),
+                AS_PATH4.to_vec(),
+                NEXT_HOP.to_vec(),
+                vec![0x40, 5],
+            ],
+            attr_type::LOCAL_PREF,
+        ),
+        (
+            "extended length truncated",
+            vec![
+                ORIGIN_IGP.to_vec(),
+                AS_PATH4.to_vec(),
+                NEXT_HOP.to_vec(),
+                vec![0x50, 5, 0],
+            ],
+            attr_type::LOCAL_PREF,
+        ),
+        (
+            "a flags octet alone",
+            vec![
+                ORIGIN_IGP.to_vec(),
+                AS_PATH4.to_vec(),
+                NEXT_HOP.to_vec(),
+                vec![0x40],
+            ],
+            0,
+        ),
+        (
+            "overrun before the mandatory attributes",
+            vec![vec![0x40, 1, 200, 0]],
+            attr_type::ORIGIN,
         ),
     ];
     for (name, attrs, code) in cases {

@@ -130,27 +130,33 @@ pub(super) fn decode(body: &[u8], codec: Codec) -> Result<Update, DecodeError> {
     };
     let mut seen = [false; 256];
     let mut withdraw = false;
+    // RFC 7606 §4: an attribute whose header or value does not fit in the attribute list
+    // is treat-as-withdraw; the NLRI is still found through the list's length. What follows
+    // in the list cannot be parsed, so no more attributes are read.
+    let mut overrun = false;
     let mut r = Reader::new(attr_bytes);
     while !r.is_empty() {
-        let (Some(flags), Some(type_code)) = (r.u8(), r.u8()) else {
-            return Err(reset(
-                sub::ATTRIBUTE_LENGTH_ERROR,
-                vec![],
-                "attribute header truncated",
-            ));
+        let (flags, type_code) = (r.u8(), r.u8());
+        let len = match flags {
+            Some(f) if f & FLAG_EXTENDED_LENGTH != 0 => r.u16(),
+            _ => r.u8().map(u16::from),
         };
-        let len = if flags & FLAG_EXTENDED_LENGTH != 0 {
-            r.u16()
-        } else {
-            r.u8().map(u16::from)
+        let (Some(flags), Some(value)) = (flags, len.and_then(|len| r.take(usize::from(len))))
+        else {
+            overrun = true;
+            withdraw = true;
+            update.issues.push(UpdateIssue {
+                type_code: type_code.unwrap_or(0),
+                treatment: Treatment::TreatAsWithdraw,
+                reason: if len.is_some() {
+                    "attribute overruns the attribute list"
+                } else {
+                    "attribute header truncated"
+                },
+            });
+            break;
         };
-        let Some(value) = len.and_then(|len| r.take(usize::from(len))) else {
-            return Err(reset(
-                sub::ATTRIBUTE_LENGTH_ERROR,
-                vec![],
-                "attribute overruns the list",
-            ));
-        };
+        let type_code = type_code.unwrap_or(0);
         let slot = seen.get_mut(usize::from(type_code));
         if slot.as_deref() == Some(&true) {
             if matches!(type_code, t::MP_REACH_NLRI | t::MP_UNREACH_NLRI) {
@@ -185,7 +191,7 @@ pub(super) fn decode(body: &[u8], codec: Codec) -> Result<Update, DecodeError> {
         .attributes
         .iter()
         .any(|a| matches!(a, Attribute::MpReach(m) if !m.nlri.is_empty()));
-    if !update.nlri.is_empty() || reach {
+    if !overrun && (!update.nlri.is_empty() || reach) {
         let mut required = vec![t::ORIGIN, t::AS_PATH];
         if !update.nlri.is_empty() {
             required.push(t::NEXT_HOP);
