@@ -761,3 +761,227 @@ fn ten_thousand_prefixes_reach_frr() {
     });
     println!("BENCH withdraw-10768-prefixes {:?}", t.elapsed());
 }
+
+/// The misbehaving peer's address.
+const BAD_PEER: &str = "198.51.100.2";
+
+/// How the misbehaving peer of [`misbehaving_peers_cost_bounded_memory`] misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Misbehaviour {
+    /// Asks for the table again and again and never reads a byte.
+    RefreshNeverRead,
+    /// Writes UPDATEs as fast as TCP takes them, one in four with an RFC 7606 error.
+    UpdateFlood,
+}
+
+/// An UPDATE from AS 64501 announcing 64 /32s of 198.51.100.0/24 (`round` picks which);
+/// with a bad ORIGIN (treat-as-withdraw) when `faulty`.
+fn flood_update(round: u8, faulty: bool) -> Vec<u8> {
+    let origin: u8 = if faulty { 3 } else { 0 };
+    let mut attrs = vec![0x40, 1, 1, origin];
+    attrs.extend_from_slice(&[0x40, 2, 6, 2, 1, 0, 0, 0xfb, 0xf5]);
+    attrs.extend_from_slice(&[0x40, 3, 4, 198, 51, 100, 1]);
+    let mut nlri = Vec::new();
+    for i in 0..64u8 {
+        nlri.extend_from_slice(&[32, 198, 51, 100, round.wrapping_mul(64).wrapping_add(i)]);
+    }
+    let body_len = 2 + 2 + attrs.len() + nlri.len();
+    let mut m = vec![0xff; 16];
+    m.extend_from_slice(&u16::try_from(19 + body_len).unwrap().to_be_bytes());
+    m.push(2);
+    m.extend_from_slice(&[0, 0]);
+    m.extend_from_slice(&u16::try_from(attrs.len()).unwrap().to_be_bytes());
+    m.extend_from_slice(&attrs);
+    m.extend_from_slice(&nlri);
+    m
+}
+
+/// Accepts the speaker's connections on `listener` for `duration` and misbehaves on each
+/// once it is up. Returns how many sessions it had.
+async fn misbehave(
+    listener: std::sync::Arc<tokio::net::TcpListener>,
+    how: Misbehaviour,
+    duration: Duration,
+) -> u32 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let end = tokio::time::Instant::now() + duration;
+    let refresh = Message::RouteRefresh(lb_bgp::wire::RouteRefresh {
+        family: Family::IPV4_UNICAST,
+        subtype: 0,
+    })
+    .to_bytes(Codec::FOUR_OCTET)
+    .unwrap();
+    let refreshes: Vec<u8> = refresh.repeat(2_000);
+    let updates: Vec<u8> = (0..16u8)
+        .flat_map(|round| flood_update(round, round % 4 == 3))
+        .collect();
+    let mut sessions = 0;
+    // Bounded by `duration`: every wait below ends at `end` at the latest.
+    while let Ok(accepted) = tokio::time::timeout_at(end, listener.accept()).await {
+        let Ok((mut stream, _)) = accepted else {
+            continue;
+        };
+        let mut buf = Vec::new();
+        let Ok(Some(Message::Open(_))) =
+            tokio::time::timeout_at(end, read_message(&mut stream, &mut buf)).await
+        else {
+            continue;
+        };
+        let ours = Open::new(
+            64501,
+            9,
+            BAD_PEER.parse().unwrap(),
+            vec![
+                Capability::Multiprotocol(Family::IPV4_UNICAST),
+                Capability::FourOctetAs(64501),
+                Capability::RouteRefresh,
+            ],
+        );
+        let mut out = Message::Open(ours).to_bytes(Codec::default()).unwrap();
+        out.extend(Message::Keepalive.to_bytes(Codec::default()).unwrap());
+        if stream.write_all(&out).await.is_err() {
+            continue;
+        }
+        sessions += 1;
+        match how {
+            Misbehaviour::RefreshNeverRead => {
+                // Until the speaker resets the session (the write fails) or time is up.
+                while let Ok(Ok(())) =
+                    tokio::time::timeout_at(end, stream.write_all(&refreshes)).await
+                {
+                }
+            }
+            Misbehaviour::UpdateFlood => {
+                let (mut rd, mut wr) = stream.into_split();
+                let drain = tokio::spawn(async move {
+                    let mut sink = vec![0u8; 65536];
+                    while let Ok(n) = rd.read(&mut sink).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                });
+                while let Ok(Ok(())) = tokio::time::timeout_at(end, wr.write_all(&updates)).await {}
+                drain.abort();
+            }
+        }
+    }
+    sessions
+}
+
+/// Resident memory of process `pid` in KiB (VmRSS), 0 once it is gone.
+fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The speaker (the `announce` example, its own process) has two peers: FRR, and a peer that
+/// for 60 s asks for the table again and again without reading, then for 60 s floods UPDATEs
+/// at full speed, one in four malformed. The speaker's RSS stays under 32 MiB, the session to
+/// FRR stays Established with every prefix, the warnings stay few, and the memory the flood
+/// took is given back.
+#[test]
+fn misbehaving_peers_cost_bounded_memory() {
+    if !lab_available("misbehaving peers", &[BGPD, VTYSH]) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::new();
+    let _frr = lab.start_frr(&frr_conf(ROUTER_ASN, "", &[(SPEAKER_V4, LOCAL_ASN, "")]));
+    // The misbehaving peer: a second address of the router namespace, port 1179 (bgpd has
+    // 179).
+    ip(&[
+        "-n",
+        &lab.router,
+        "addr",
+        "add",
+        &format!("{BAD_PEER}/24"),
+        "dev",
+        "eth0",
+    ]);
+    let router = lab.runtime_in(&lab.router);
+    let listener = std::sync::Arc::new(router.call(async {
+        tokio::net::TcpListener::bind((BAD_PEER, 1179))
+            .await
+            .unwrap()
+    }));
+    let prefixes: Vec<String> = (0..200).map(|i| format!("203.0.113.{}/32", i)).collect();
+    let mut args: Vec<String> = [
+        "--local-asn",
+        "64512",
+        "--router-id",
+        SPEAKER_V4,
+        "--hold-time",
+        "9",
+        "--peer",
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect();
+    args.push(format!("{ROUTER_ASN}@{ROUTER_V4}"));
+    args.push("--peer".into());
+    args.push(format!("64501@{BAD_PEER}:1179"));
+    for p in &prefixes {
+        args.push("--prefix".into());
+        args.push(p.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let speaker = lab.spawn_announce(&args);
+    let pid = speaker.pid();
+    wait_for("FRR has all 200 prefixes", Duration::from_secs(30), || {
+        (frr_pfx_rcd(&lab, "ipv4", SPEAKER_V4) == 200).then_some(())
+    });
+    let baseline = rss_kib(pid);
+    for how in [Misbehaviour::RefreshNeverRead, Misbehaviour::UpdateFlood] {
+        let lines_before = lab.log("announce.out").lines().count();
+        let l = std::sync::Arc::clone(&listener);
+        let duration = Duration::from_secs(60);
+        let ns = lab.router.clone();
+        let bad = std::thread::spawn(move || {
+            lb_testlab::NsRuntime::new(&ns).call(misbehave(l, how, duration))
+        });
+        let mut peak = 0;
+        let started = Instant::now();
+        // Bounded: until the misbehaving peer is done (at most 80 s), a sample every 250 ms.
+        while !bad.is_finished() && started.elapsed() < Duration::from_secs(80) {
+            peak = peak.max(rss_kib(pid));
+            std::thread::sleep(Duration::from_millis(250));
+            if started.elapsed().as_millis() % 5_000 < 250 {
+                assert_eq!(
+                    frr_pfx_rcd(&lab, "ipv4", SPEAKER_V4),
+                    200,
+                    "{how:?}: the session to FRR lost prefixes"
+                );
+            }
+        }
+        let sessions = bad.join().unwrap();
+        // The misbehaving connection is closed; give the speaker a moment to free it.
+        std::thread::sleep(Duration::from_secs(3));
+        let after = rss_kib(pid);
+        let lines = lab.log("announce.out").lines().count() - lines_before;
+        println!(
+            "RESULT {how:?} 60 s: speaker RSS baseline {baseline} KiB, peak {peak} KiB, 3 s after {after} KiB; {sessions} sessions; {lines} log lines"
+        );
+        assert!(sessions >= 1, "{how:?}: the speaker never connected");
+        assert!(peak > 0 && peak < 32 * 1024, "{how:?}: peak RSS {peak} KiB");
+        assert!(lines < 400, "{how:?}: {lines} log lines");
+        assert_eq!(frr_pfx_rcd(&lab, "ipv4", SPEAKER_V4), 200);
+        // What the flood took is given back: at most 4 MiB above where it started.
+        assert!(
+            after < baseline + 4 * 1024,
+            "{how:?}: RSS {after} KiB after, {baseline} KiB before"
+        );
+    }
+    let log = lab.log("announce.out");
+    assert!(log.contains("Established"), "{log}");
+    assert!(
+        log.contains("Out of Resources"),
+        "the never-reading peer was not reset: {log}"
+    );
+    drop(speaker);
+    drop(listener);
+}

@@ -100,6 +100,9 @@ pub(crate) struct Connection {
 /// well under it, and a peer that lets this much pile up is not reading.
 pub(crate) const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
 
+/// A connection closed with more than this queued hands the freed memory back to the system.
+const RELEASE_AFTER_BYTES: usize = 1024 * 1024;
+
 /// The peer does not read: a send would pass [`MAX_QUEUED_BYTES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct QueueFull;
@@ -204,13 +207,27 @@ impl Connection {
     }
 
     /// Stops reading, flushes what is queued (bounded by a grace period) and closes.
+    ///
+    /// When much was queued (a peer that did not read), the memory it took is handed back
+    /// to the system once the writer is gone.
     pub(crate) fn close(self) {
         self.reader.abort();
+        let large = self.queued.load(Ordering::Relaxed) > RELEASE_AFTER_BYTES;
         let _ = self.writer.send(WriterCmd::Close);
-        let writer = self.writer_task;
+        let mut writer = self.writer_task;
+        drop(self.writer);
         tokio::spawn(async move {
-            tokio::time::sleep(CLOSE_GRACE).await;
-            writer.abort();
+            if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+                .await
+                .is_err()
+            {
+                writer.abort();
+                // Done once the aborted task, and with it the queue, is dropped.
+                let _ = writer.await;
+            }
+            if large {
+                sys::release_free_memory();
+            }
         });
     }
 }

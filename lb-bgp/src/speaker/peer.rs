@@ -1,9 +1,11 @@
 //! The task that runs one peer: the state machine, its connections and its Adj-RIB-Out.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
@@ -53,6 +55,8 @@ struct Runtime {
     overflowed: Option<Direction>,
     /// The bound on this peer's warnings about what it sent.
     log_limit: LogLimit,
+    /// The bound on the lines about its ROUTE-REFRESH requests (a peer may send thousands).
+    refresh_log: LogLimit,
 }
 
 impl Runtime {
@@ -94,6 +98,7 @@ impl PeerTask {
             conn_tx,
             overflowed: None,
             log_limit: LogLimit::default(),
+            refresh_log: LogLimit::default(),
         };
         let now = rt.start.elapsed();
         let actions = rt.session.handle(now, Event::Start);
@@ -345,8 +350,13 @@ impl PeerTask {
                     };
                     let mut rib = AdjRibOut::new(params);
                     let desired = self.desired();
+                    // One line per reason, however many prefixes it keeps back.
+                    let mut skipped: BTreeMap<&str, (usize, IpNet)> = BTreeMap::new();
                     for (prefix, reason) in rib.routable(&desired).1 {
-                        tracing::warn!(peer = %self.name(), %prefix, "not advertised: {reason}");
+                        skipped.entry(reason).or_insert((0, prefix)).0 += 1;
+                    }
+                    for (reason, (count, first)) in skipped {
+                        tracing::warn!(peer = %self.name(), count, %first, "prefixes not advertised on this session: {reason}");
                     }
                     let updates = rib.full_table(&desired);
                     rt.rib = Some((dir, rib));
@@ -370,7 +380,9 @@ impl PeerTask {
                     status.last_error = Some(text);
                 }
                 Action::RouteRefresh(family) => {
-                    tracing::info!(peer = %self.name(), %family, "route refresh requested");
+                    if let Some(suppressed) = rt.refresh_log.allow(Instant::now().into_std()) {
+                        tracing::info!(peer = %self.name(), %family, suppressed, "route refresh requested");
+                    }
                     let desired = self.desired();
                     if let Some((dir, rib)) = rt.rib.as_mut() {
                         // The whole table again, with withdrawals of anything the peer still

@@ -81,3 +81,16 @@ pub(crate) fn set_tcp_md5(socket: &impl AsRawFd, peer: IpAddr, key: &[u8]) -> io
         Err(io::Error::last_os_error())
     }
 }
+
+/// Hands the allocator's free memory back to the system.
+///
+/// glibc's malloc keeps what a flood freed (thousands of small queued frames) in its arenas;
+/// `malloc_trim` returns the free pages. musl's allocator returns freed memory by itself, and
+/// other C libraries are left alone.
+pub(crate) fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
