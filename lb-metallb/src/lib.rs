@@ -22,6 +22,7 @@ pub mod controller;
 pub mod crd;
 pub mod duration;
 pub mod events;
+pub mod grace;
 pub mod input;
 pub mod legacy;
 pub mod plan;

@@ -10,8 +10,10 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::ObjectRef;
 use lb_core::ServiceKey;
+use lb_metallb::config::Config;
 use lb_metallb::controller::{Batch, ConfigOutcome, ControllerState, ServiceUpdate, Settings};
 use lb_metallb::crd::IPAddressPoolStatus;
+use lb_metallb::grace::{DELETION_GRACE, DeletionGrace};
 use lb_metallb::service::key_of;
 use tokio::time::Instant;
 
@@ -33,6 +35,10 @@ pub struct Engine {
     failed: BTreeSet<ServiceKey>,
     /// Events of failed writes, emitted with the retry.
     unsent: BTreeMap<ServiceKey, Vec<lb_metallb::events::Event>>,
+    /// Deleted configuration objects still in force, and when the next one expires.
+    grace: DeletionGrace,
+    grace_deadline: Option<Instant>,
+    namespace: String,
 }
 
 impl Engine {
@@ -44,6 +50,7 @@ impl Engine {
         metrics: Arc<Metrics>,
         concurrency: usize,
     ) -> Self {
+        let namespace = settings.namespace.clone();
         Self {
             state: ControllerState::new(settings),
             stores,
@@ -54,7 +61,21 @@ impl Engine {
             configuration_state: None,
             failed: BTreeSet::new(),
             unsent: BTreeMap::new(),
+            grace: DeletionGrace::new(DELETION_GRACE),
+            grace_deadline: None,
+            namespace,
         }
+    }
+
+    /// Sets the deletion grace period ([`DELETION_GRACE`] by default; zero turns it off).
+    pub fn set_deletion_grace(&mut self, grace: std::time::Duration) {
+        self.grace = DeletionGrace::new(grace);
+    }
+
+    /// When a deleted configuration object's grace period ends: reload the configuration
+    /// then ([`Engine::process`] with a config trigger).
+    pub fn grace_deadline(&self) -> Option<Instant> {
+        self.grace_deadline
     }
 
     /// The pure state.
@@ -162,7 +183,15 @@ impl Engine {
     /// Validates the configuration in the caches and applies it when valid; writes the
     /// `ConfigurationState` and the config metrics. Returns the Services it affects.
     async fn load_config(&mut self) -> Vec<ServiceKey> {
-        let objects = self.stores.objects();
+        let mut objects = self.stores.objects();
+        let namespace = self.namespace.clone();
+        let held = self
+            .grace
+            .hold(&mut objects, std::time::Instant::now(), |o| {
+                Config::from_objects_in(o, &namespace).is_ok()
+            });
+        crate::log_grace(&held);
+        self.grace_deadline = held.next.map(Instant::from_std);
         let (affected, errors) = match self.state.apply_config(&objects) {
             ConfigOutcome::Applied { affected, warnings } => {
                 for w in warnings {

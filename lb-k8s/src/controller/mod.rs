@@ -234,6 +234,9 @@ pub async fn run(
                     _ = retry.tick(), if !engine.failed().is_empty() => {
                         engine.process(Vec::new()).await;
                     }
+                    () = grace_over(engine.grace_deadline()) => {
+                        engine.process(vec![Trigger::Config]).await;
+                    }
                 }
             }
             metrics.leader.set(0);
@@ -248,4 +251,12 @@ pub async fn run(
     let _ = election.await;
     metrics.leader.set(0);
     result
+}
+
+/// Ends at `deadline`; never without one.
+pub(crate) async fn grace_over(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

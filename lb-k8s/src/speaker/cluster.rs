@@ -17,7 +17,9 @@ use kube::{Api, Client};
 use tokio::sync::mpsc;
 
 use lb_metallb::announce::{NodeState, slice_endpoints, slice_service};
+use lb_metallb::config::Config;
 use lb_metallb::config::ConfigErrors;
+use lb_metallb::grace::{DeletionGrace, Held};
 use lb_metallb::input::Objects;
 use lb_metallb::plan::PlanOptions;
 use lb_metallb::service;
@@ -88,19 +90,29 @@ impl SpeakerStores {
     /// The inputs the caches hold now.
     ///
     /// Fails when the configuration is invalid.
-    pub fn inputs(&self, options: &PlanOptions) -> Result<Inputs, ConfigErrors> {
-        let objects = Objects {
+    /// Deleted configuration objects are kept in force by `grace` ([`DeletionGrace`]); what
+    /// it did comes back too.
+    pub fn inputs(
+        &self,
+        options: &PlanOptions,
+        grace: &mut DeletionGrace,
+    ) -> (Result<Inputs, ConfigErrors>, Held) {
+        let mut objects = Objects {
             nodes: cloned(&self.nodes),
             ..self.config.objects()
         };
+        let held = grace.hold(&mut objects, std::time::Instant::now(), |o| {
+            Config::from_objects_in(o, &options.namespace).is_ok()
+        });
         let services = self.services.state();
         let slices = self.endpoint_slices.state();
-        inputs_from_cluster(
+        let inputs = inputs_from_cluster(
             &objects,
             services.iter().map(AsRef::as_ref),
             slices.iter().map(AsRef::as_ref),
             options,
-        )
+        );
+        (inputs, held)
     }
 }
 

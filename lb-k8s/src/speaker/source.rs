@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
+use lb_metallb::grace::{DELETION_GRACE, DeletionGrace};
 use lb_metallb::plan::PlanOptions;
 use lb_metallb::speaker::Inputs;
 use tokio::sync::{mpsc, watch};
@@ -132,15 +133,29 @@ pub(crate) async fn follow_cluster(
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Rebuild on a change; a retry tick only writes the ConfigurationState again.
     let mut rebuild = true;
+    let mut grace = DeletionGrace::new(DELETION_GRACE);
+    let mut grace_deadline: Option<tokio::time::Instant> = None;
     loop {
         if rebuild {
-            let (s, o) = (stores.clone(), options.clone());
+            let (s, o, mut g) = (stores.clone(), options.clone(), std::mem::take(&mut grace));
             let built = tokio::task::spawn_blocking(move || {
-                let inputs = s.inputs(&o);
+                let (inputs, held) = s.inputs(&o, &mut g);
                 sys::release_free_memory();
-                inputs
+                (inputs, held, g)
             });
-            errors = match built.await {
+            let built = match built.await {
+                Ok((inputs, held, g)) => {
+                    grace = g;
+                    crate::log_grace(&held);
+                    grace_deadline = held.next.map(tokio::time::Instant::from_std);
+                    Ok(inputs)
+                }
+                Err(e) => {
+                    grace = DeletionGrace::new(DELETION_GRACE);
+                    Err(e)
+                }
+            };
+            errors = match built {
                 Ok(Ok(inputs)) => {
                     if inputs.warnings != last_warnings {
                         for w in &inputs.warnings {
@@ -187,6 +202,7 @@ pub(crate) async fn follow_cluster(
         rebuild = tokio::select! {
             t = triggers.recv() => if t.is_none() { return } else { true },
             _ = retry.tick(), if pending => false,
+            () = crate::controller::grace_over(grace_deadline) => true,
         };
         if rebuild {
             tokio::time::sleep(DEBOUNCE).await;

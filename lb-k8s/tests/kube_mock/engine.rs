@@ -495,3 +495,86 @@ pub(super) async fn reflectors_list_then_watch_every_kind(log: &Log) {
     assert!(stores.objects().pools.is_empty());
     drop(held);
 }
+
+/// A GitOps replace of the pool (delete, then create again) moves no IP and writes nothing,
+/// twenty times over; a deletion that lasts past the grace period releases the IP then, with
+/// MetalLB's writes.
+pub(super) async fn engine_pool_replace_moves_nothing(log: &Log) {
+    let (client, mut api) = mock_client(log);
+    let annotations = json!({"metallb.io/ip-allocated-from-pool": "default"});
+    let a = service("default", "a", "192.0.2.10", &["203.0.113.5"], &annotations);
+    let the_pool = || pool("default", &["203.0.113.0/28"], true);
+    let (stores, _services_writer, mut pools_writer) = stores(vec![a], vec![the_pool()]);
+    let metrics = Arc::new(Metrics::new());
+    let mut engine = engine(client, stores, &metrics);
+    let grace = Duration::from_millis(400);
+    engine.set_deletion_grace(grace);
+    drive(engine.start(), async {
+        api.expect_get(CONFIGURATION_STATE)
+            .await
+            .ok(&configuration_state_json());
+        api.expect_patch(CONFIGURATION_STATE_STATUS)
+            .await
+            .1
+            .ok(&configuration_state_json());
+        api.expect_patch(&format!("{POOLS}/default/status"))
+            .await
+            .1
+            .ok(&pool_json("default", &["203.0.113.0/28"], true));
+    })
+    .await;
+    let logged = log.all().len();
+    for round in 0..20 {
+        pools_writer.apply_watcher_event(&watcher::Event::Delete(the_pool()));
+        drive(engine.process(vec![Trigger::Config]), async {}).await;
+        assert!(engine.grace_deadline().is_some(), "round {round}");
+        pools_writer.apply_watcher_event(&watcher::Event::Apply(the_pool()));
+        drive(engine.process(vec![Trigger::Config]), async {}).await;
+        assert!(engine.grace_deadline().is_none(), "round {round}");
+    }
+    api.assert_quiet().await;
+    assert_eq!(log.all().len(), logged, "requests during the replaces");
+    assert_eq!(
+        engine
+            .state()
+            .allocator()
+            .allocations()
+            .map(|(k, a)| (k.to_string(), a.pool.clone(), format!("{:?}", a.ips)))
+            .collect::<Vec<_>>(),
+        [(
+            "default/a".to_string(),
+            "default".to_string(),
+            "[203.0.113.5]".to_string()
+        )]
+    );
+
+    // Deleted for good: nothing until the grace period ends, then the IP is released.
+    pools_writer.apply_watcher_event(&watcher::Event::Delete(the_pool()));
+    drive(engine.process(vec![Trigger::Config]), async {}).await;
+    api.assert_quiet().await;
+    let deadline = engine.grace_deadline().expect("a grace deadline");
+    tokio::time::sleep_until(deadline).await;
+    let mut seen = Vec::new();
+    drive(engine.process(vec![Trigger::Config]), async {
+        // Bounded: every request answered, until none comes for a while.
+        for _ in 0..20 {
+            let Some((s, reply)) = api.next_within(Duration::from_millis(300)).await else {
+                break;
+            };
+            reply.ok(&json!({}));
+            seen.push(s);
+        }
+    })
+    .await;
+    let status = seen
+        .iter()
+        .find(|s| s.path == "/api/v1/namespaces/default/services/a/status")
+        .unwrap_or_else(|| panic!("a's status not written: {seen:#?}"));
+    assert_eq!(
+        status.body["status"]["loadBalancer"],
+        json!({"ingress": null}),
+        "{status:#?}"
+    );
+    assert!(engine.grace_deadline().is_none());
+    assert!(engine.state().allocator().allocations().next().is_none());
+}

@@ -141,6 +141,7 @@ scenario_tests!(
     lease::lease_release_after_losing_it_writes_nothing,
     engine::engine_start_delete_pool_change_and_invalid_config,
     engine::engine_retries_a_failed_service_write,
+    engine::engine_pool_replace_moves_nothing,
     // Last: its reflector tasks outlive it.
     engine::reflectors_list_then_watch_every_kind,
 );

@@ -125,7 +125,10 @@ async fn speaker_reflectors_wake_only_for_what_the_decision_reads() {
         .watch_events(&[watch_event("MODIFIED", &at_rv(web, "6"))]);
     let _services = expect_watch(&mut api, SERVICES, "6").await;
     expect_one_trigger(&mut rx, "a new IP of a LoadBalancer").await;
-    let inputs = stores.inputs(&options).unwrap();
+    let inputs = stores
+        .inputs(&options, &mut lb_metallb::grace::DeletionGrace::default())
+        .0
+        .unwrap();
     assert_eq!(inputs.services[0].view.ingress_ips, [ip("203.0.113.14")]);
 
     // n1's network goes down.
@@ -140,7 +143,10 @@ async fn speaker_reflectors_wake_only_for_what_the_decision_reads() {
         .watch_events(&[watch_event("MODIFIED", &at_rv(down, "7"))]);
     let _nodes = expect_watch(&mut api, NODES, "7").await;
     expect_one_trigger(&mut rx, "NetworkUnavailable").await;
-    let inputs = stores.inputs(&options).unwrap();
+    let inputs = stores
+        .inputs(&options, &mut lb_metallb::grace::DeletionGrace::default())
+        .0
+        .unwrap();
     assert!(inputs.node("n1").network_unavailable);
 
     // web's endpoint on n2 becomes ready.
@@ -152,7 +158,10 @@ async fn speaker_reflectors_wake_only_for_what_the_decision_reads() {
         .watch_events(&[watch_event("MODIFIED", &at_rv(slice, "8"))]);
     let _slices = expect_watch(&mut api, ENDPOINT_SLICES, "8").await;
     expect_one_trigger(&mut rx, "an endpoint becoming ready").await;
-    let inputs = stores.inputs(&options).unwrap();
+    let inputs = stores
+        .inputs(&options, &mut lb_metallb::grace::DeletionGrace::default())
+        .0
+        .unwrap();
     assert!(inputs.services[0].endpoints.iter().all(|e| e.usable));
     api.assert_quiet().await;
 }
@@ -208,7 +217,15 @@ async fn speaker_reflectors_wake_for_a_node_back_after_a_new_list() {
         namespace: NS.into(),
         ..PlanOptions::default()
     };
-    assert_eq!(stores.inputs(&options).unwrap().nodes.len(), 2);
+    assert_eq!(
+        stores
+            .inputs(&options, &mut lb_metallb::grace::DeletionGrace::default())
+            .0
+            .unwrap()
+            .nodes
+            .len(),
+        2
+    );
     expect_one_trigger(
         &mut rx,
         "Node n1 coming back after a new list that lacked it",

@@ -475,7 +475,10 @@ pub(super) async fn speaker_reflectors_list_then_watch_every_kind(log: &Log) {
         namespace: NS.into(),
         ..PlanOptions::default()
     };
-    let inputs = stores.inputs(&options).unwrap();
+    let inputs = stores
+        .inputs(&options, &mut lb_metallb::grace::DeletionGrace::default())
+        .0
+        .unwrap();
     let keys: Vec<String> = inputs
         .services
         .iter()
