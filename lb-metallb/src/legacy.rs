@@ -310,6 +310,26 @@ pub fn convert(config_map: &ConfigMap) -> Result<Converted, LegacyError> {
     let mut l2_index = 1;
     for (i, p) in config.address_pools.iter().enumerate() {
         let name = rename(&format!("address-pools[{i}].name"), &p.name)?;
+        // MetalLB's own reading of this ConfigMap refused these; its converter tool made a
+        // pool that nothing announces (a typo such as `l2` lost every announcement silently).
+        let protocol = format!("address-pools[{i}].protocol");
+        match p.protocol.as_str() {
+            "bgp" => {}
+            "layer2" if p.bgp_advertisements.is_empty() => {}
+            "layer2" => {
+                return Err(err(
+                    &format!("address-pools[{i}].bgp-advertisements"),
+                    "not allowed in a layer2 pool (protocol: bgp announces over BGP)".into(),
+                ));
+            }
+            "" => return Err(err(&protocol, "missing: layer2 or bgp".into())),
+            other => {
+                return Err(err(
+                    &protocol,
+                    format!("unknown protocol {other:?}: layer2 or bgp"),
+                ));
+            }
+        }
         out.pools.push(IPAddressPool {
             metadata: meta(&name, &namespace),
             spec: IPAddressPoolSpec {

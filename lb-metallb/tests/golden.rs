@@ -113,6 +113,11 @@ fn legacy_hold_time_under_three_seconds_is_refused() {
 }
 
 #[test]
+fn legacy_pool_of_an_unknown_protocol_is_refused_naming_the_field() {
+    convert_case("unknown-protocol");
+}
+
+#[test]
 fn converted_legacy_config_is_valid_and_keeps_every_pool() {
     let input = root().join("tests/golden/convert/full.yaml");
     let mut objects = Objects::default();
@@ -123,18 +128,11 @@ fn converted_legacy_config_is_valid_and_keeps_every_pool() {
     // The BFD profile is accepted with a warning; nothing else may be wrong.
     let config = lb_metallb::config::Config::from_objects(&objects).unwrap();
     let names: Vec<&str> = config.pools.pools().iter().map(|p| p.name()).collect();
-    assert_eq!(names, ["office-lan", "production", "staging", "typo"]);
+    assert_eq!(names, ["office-lan", "production", "staging"]);
     assert_eq!(config.peers.len(), 2);
     assert_eq!(config.peers[0].hold_time.as_secs(), 60);
     assert_eq!(config.peers[0].keepalive_time.as_secs(), 20);
     assert_eq!(config.peers[1].hold_time.as_secs(), 90);
-    // `protocol: l2` is not `layer2`: MetalLB's converter silently makes no advertisement.
-    assert!(
-        config
-            .l2_advertisements
-            .iter()
-            .all(|a| !a.pools.contains("typo"))
-    );
     assert!(
         config
             .l2_advertisements
