@@ -176,21 +176,19 @@ impl Objects {
         };
         // One document at a time: the JSON tree of a whole cluster dump is many times the
         // size of the typed objects, and the allocator keeps such a peak long after it is
-        // freed. On a syntax error the whole text is parsed again, so the error's line
-        // numbers count from the top of the text.
-        let whole_text_error = |options| InputError {
-            source_name: source_name.into(),
-            document: 1,
-            reason: match serde_saphyr::from_multiple_with_options::<Value>(text, options) {
-                Err(e) => bounded(format!("invalid YAML: {e}")),
-                Ok(_) => "invalid YAML".into(),
-            },
-        };
+        // freed. A syntax error is reported with its line counted from the top of the text
+        // and the number of its document.
         let mut count = 0usize;
+        let mut lines_before = 0u64;
         for part in split_documents(text) {
             let documents: Vec<Value> =
-                serde_saphyr::from_multiple_with_options(part, options.clone())
-                    .map_err(|_| whole_text_error(options.clone()))?;
+                serde_saphyr::from_multiple_with_options(part, options.clone()).map_err(|e| {
+                    InputError {
+                        source_name: source_name.into(),
+                        document: count + 1,
+                        reason: syntax_error(&e, lines_before),
+                    }
+                })?;
             for doc in documents {
                 count += 1;
                 self.add_value(doc).map_err(|reason| InputError {
@@ -199,6 +197,7 @@ impl Objects {
                     reason: reason.to_string(),
                 })?;
             }
+            lines_before += part.bytes().filter(|b| *b == b'\n').count() as u64;
         }
         Ok(())
     }
@@ -288,6 +287,27 @@ impl Objects {
         }
         Ok(())
     }
+}
+
+/// The reason for a YAML syntax error found in a part of a text that starts after
+/// `lines_before` lines: the parser's message with the line counted from the top of the text.
+fn syntax_error(e: &serde_saphyr::Error, lines_before: u64) -> String {
+    let shown = e.to_string();
+    let first = shown.lines().next().unwrap_or_default();
+    // The first line reads "error: line L column C: message".
+    let message = first
+        .splitn(3, ": ")
+        .nth(2)
+        .filter(|_| first.starts_with("error: line "))
+        .unwrap_or(first);
+    bounded(match e.location() {
+        Some(at) => format!(
+            "invalid YAML at line {} column {}: {message}",
+            lines_before + at.line(),
+            at.column()
+        ),
+        None => format!("invalid YAML: {message}"),
+    })
 }
 
 /// Splits a multi-document YAML text before each document marker (`---` at the start of a
@@ -397,14 +417,17 @@ mod tests {
 
     #[test]
     fn a_syntax_error_in_a_later_document_keeps_its_line_number() {
-        let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\nkind: [\n";
-        let split = Objects::default().add_yaml("t", text).err();
-        let options = serde_saphyr::options! {};
-        let whole = serde_saphyr::from_multiple_with_options::<Value>(text, options)
-            .err()
-            .map(|e| format!("invalid YAML: {e}"));
-        assert!(whole.is_some());
-        assert_eq!(split.map(|e| e.reason), whole);
+        let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n\
+                    apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n---\nkind: [\n";
+        let e = Objects::default().add_yaml("t", text).err();
+        let e = e.map(|e| (e.document, e.reason));
+        assert_eq!(
+            e,
+            Some((
+                3,
+                "invalid YAML at line 9 column 7: unclosed bracket '['".to_string()
+            ))
+        );
     }
 
     #[test]
