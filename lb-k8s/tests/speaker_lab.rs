@@ -1039,3 +1039,188 @@ fn spoofed_membership_flood_changes_nothing() {
         );
     }
 }
+
+/// Records, in namespace `ns` for `duration`, the membership datagrams `from` sends to that
+/// namespace's addresses: (destination, UDP payload). A raw UDP socket gets a copy of every
+/// UDP datagram the namespace receives.
+fn capture_membership(ns: &str, from: &str, duration: Duration) -> Vec<(String, Vec<u8>)> {
+    let from: std::net::Ipv4Addr = from.parse().unwrap();
+    lb_testlab::NsRuntime::new(ns).blocking(move || {
+        use socket2::{Domain, Protocol, Socket, Type};
+        use std::io::Read;
+        let mut socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        // Bounded by `duration` (each read waits 100 ms at most).
+        while started.elapsed() < duration {
+            let Ok(n) = socket.read(&mut buf) else {
+                continue;
+            };
+            let packet = &buf[..n];
+            if n < 28 || packet[9] != 17 {
+                continue;
+            }
+            let header = usize::from(packet[0] & 0x0f) * 4;
+            let src = std::net::Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+            let dst = std::net::Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+            let dport = u16::from_be_bytes([packet[header + 2], packet[header + 3]]);
+            if src == from && dport == 7946 {
+                out.push((dst.to_string(), packet[header + 8..].to_vec()));
+            }
+        }
+        out
+    })
+}
+
+/// Sends `datagrams` (destination, payload) from `from:7946` through a raw socket in the
+/// client's namespace: a replay with the captured sender's own address.
+fn replay_membership(client: &str, from: &str, datagrams: &[(String, Vec<u8>)]) {
+    let from: std::net::Ipv4Addr = from.parse().unwrap();
+    let datagrams = datagrams.to_vec();
+    lb_testlab::NsRuntime::new(client).blocking(move || {
+        use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+        let socket = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(libc_ipproto_raw())),
+        )
+        .unwrap();
+        for (to, payload) in &datagrams {
+            let to: std::net::Ipv4Addr = to.parse().unwrap();
+            let packet = udp_v4(from, to, 7946, 7946, payload);
+            let dest = SockAddr::from(std::net::SocketAddrV4::new(to, 0));
+            socket.send_to(&packet, &dest).unwrap();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
+}
+
+/// A dead speaker's captured membership traffic, played again from its own address, never
+/// brings it back: not at once (the others still know its counters) and not after the
+/// others forgot it (the stamps are too old).
+#[test]
+fn replayed_membership_traffic_never_brings_a_dead_speaker_back() {
+    if !available("replayed_membership_traffic_never_brings_a_dead_speaker_back") {
+        return;
+    }
+    let _serial = serial();
+    let yaml = objects_yaml("203.0.113.0/28", false);
+    let p = predict(&yaml, &[]);
+    let mut lab = Lab::new(&yaml);
+    lab.start_all();
+    lab.wait_converged(p.web[0], p.owner, Duration::from_secs(15));
+    // The victim is not the owner, so the layer-2 IP stays where it is.
+    let victim = (p.owner + 1) % 3;
+    let others: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+    let namespaces: Vec<String> = others.iter().map(|i| lab.nodes[*i].name.clone()).collect();
+    let captures: Vec<_> = namespaces
+        .into_iter()
+        .map(|ns| {
+            std::thread::spawn(move || {
+                capture_membership(&ns, NODE_V4[victim], Duration::from_secs(3))
+            })
+        })
+        .collect();
+    let captured: Vec<(String, Vec<u8>)> = captures
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(captured.len() > 20, "{} datagrams captured", captured.len());
+    let killed = Instant::now();
+    lab.kill(victim);
+    let two = |lab: &Lab| {
+        others
+            .iter()
+            .all(|i| lab.metrics(*i).contains("lb_speaker_members 2"))
+    };
+    wait_for("the others drop the victim", Duration::from_secs(5), || {
+        two(&lab).then_some(())
+    });
+    let client = lab.client.name.clone();
+    let replay_and_watch = |lab: &Lab, what: &str| {
+        replay_membership(&client, NODE_V4[victim], &captured);
+        let started = Instant::now();
+        // Bounded: 5 s, a check every 200 ms.
+        while started.elapsed() < Duration::from_secs(5) {
+            assert!(two(lab), "{what}: the dead speaker came back");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    replay_and_watch(&lab, "replay at once");
+    // After SWIM forgot the dead member (30 s after its death).
+    let forget = Duration::from_secs(35);
+    std::thread::sleep(forget.saturating_sub(killed.elapsed()));
+    replay_and_watch(&lab, "replay after 35 s");
+    for i in &others {
+        let text = lab.metrics(*i);
+        let replayed = metric_value(&text, "lb_speaker_membership_replayed_total").unwrap_or(0.0);
+        let stale = metric_value(&text, "lb_speaker_membership_stale_total").unwrap_or(0.0);
+        eprintln!(
+            "RESULT replay of {} captured datagrams: {} refused {replayed} as replays, {stale} as stale",
+            captured.len(),
+            NODES[*i]
+        );
+        assert!(replayed > 0.0 && stale > 0.0, "{}: {text}", NODES[*i]);
+    }
+}
+
+/// A forged key-mismatch notice to a lone speaker (it has heard no valid datagram yet), from
+/// the address of the seed it waits for: it stays ready and keeps the layer-2 IP.
+#[test]
+fn a_forged_notice_to_a_lone_speaker_changes_nothing() {
+    if !available("a_forged_notice_to_a_lone_speaker_changes_nothing") {
+        return;
+    }
+    let _serial = serial();
+    let yaml = objects_yaml("203.0.113.0/28", false);
+    let v4 = predict(&yaml, &[]).web[0];
+    let mut lab = Lab::new(&yaml);
+    lab.start_speaker(0);
+    lab.wait_client_on(v4, 0, Duration::from_secs(15));
+    let t0 = Instant::now();
+    // The old two-octet notice and one echoing a nonce it never sent, from node-b's address.
+    let notices = vec![
+        (NODE_V4[0].to_string(), vec![0, b'K']),
+        (
+            NODE_V4[0].to_string(),
+            [vec![0, b'K'], vec![7; 12]].concat(),
+        ),
+    ];
+    replay_membership(&lab.client.name, NODE_V4[1], &notices);
+    let ready = |lab: &Lab| {
+        let out = lab.nodes[0]
+            .command("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "http://127.0.0.1:7473/readyz",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Bounded: 4 s, a check every 200 ms.
+    while t0.elapsed() < Duration::from_secs(4) {
+        assert_eq!(ready(&lab), "200", "node-a became unready");
+        let m = lab.metrics(0);
+        assert!(m.contains("protocol=\"layer2\""), "node-a withdrew: {m}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let m = lab.metrics(0);
+    let unverified =
+        metric_value(&m, "lb_speaker_membership_unverified_notices_total").unwrap_or(0.0);
+    assert!(unverified >= 2.0, "the notices did not arrive: {m}");
+    assert_eq!(lab.client_mac(v4).as_deref(), Some(NODE_MAC[0]));
+    assert!(
+        !lab.log(0).contains("membership key differs"),
+        "{}",
+        lab.log(0)
+    );
+}
