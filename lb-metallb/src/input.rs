@@ -226,6 +226,15 @@ impl Objects {
         let what = bounded(format!("{kind}/{name}"));
         let (api_version, kind) = (api_version.to_string(), kind.to_string());
         let mut doc = doc;
+        // What a cluster dump carries that nothing here reads, and that would otherwise be
+        // most of the memory the objects take: the server-side apply bookkeeping and the
+        // `kubectl apply` copy of the object.
+        if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+            if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+                a.remove(LAST_APPLIED);
+            }
+        }
         if api_version.starts_with("metallb.io/")
             && kind != "IPAddressPool"
             && let Some(map) = doc.as_object_mut()
@@ -340,6 +349,9 @@ fn split_documents(text: &str) -> Vec<&str> {
     parts
 }
 
+/// The annotation where `kubectl apply` keeps a copy of the object.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Longest reason an error quotes from the input; the rest is counted, not copied (a huge
 /// scalar must not make a huge message).
 const REASON_MAX: usize = 300;
@@ -428,6 +440,21 @@ mod tests {
                 "invalid YAML at line 9 column 7: unclosed bracket '['".to_string()
             ))
         );
+    }
+
+    #[test]
+    fn managed_fields_and_the_last_applied_copy_are_not_kept() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations:\n    \
+                    kubectl.kubernetes.io/last-applied-configuration: '{\"a\": 1}'\n    \
+                    metallb.io/address-pool: p\n  managedFields:\n  - manager: kubectl\n    \
+                    fieldsV1: {f:spec: {}}\nspec: {type: LoadBalancer}\n";
+        let mut objects = Objects::default();
+        assert!(objects.add_yaml("t", text).is_ok());
+        let meta = objects.services.first().map(|s| s.metadata.clone());
+        let meta = meta.unwrap_or_default();
+        assert_eq!(meta.managed_fields, None);
+        let keys: Vec<String> = meta.annotations.unwrap_or_default().into_keys().collect();
+        assert_eq!(keys, ["metallb.io/address-pool"]);
     }
 
     #[test]
