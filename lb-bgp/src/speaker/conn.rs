@@ -92,6 +92,8 @@ pub(crate) struct Connection {
     writer: mpsc::UnboundedSender<WriterCmd>,
     /// Bytes queued for the writer and not yet written.
     queued: Arc<AtomicUsize>,
+    /// The most that was ever queued at once.
+    peak: AtomicUsize,
     reader: JoinHandle<()>,
     writer_task: JoinHandle<()>,
 }
@@ -100,7 +102,8 @@ pub(crate) struct Connection {
 /// well under it, and a peer that lets this much pile up is not reading.
 pub(crate) const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
 
-/// A connection closed with more than this queued hands the freed memory back to the system.
+/// A connection that once had more than this queued hands the freed memory back to the
+/// system when it closes.
 const RELEASE_AFTER_BYTES: usize = 1024 * 1024;
 
 /// The peer does not read: a send would pass [`MAX_QUEUED_BYTES`].
@@ -180,6 +183,7 @@ impl Connection {
             codec: Codec::default(),
             writer,
             queued,
+            peak: AtomicUsize::new(0),
             reader,
             writer_task,
         })
@@ -191,6 +195,8 @@ impl Connection {
     pub(crate) fn send(&self, bytes: Vec<u8>) -> Result<(), QueueFull> {
         let len = bytes.len();
         let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        self.peak
+            .fetch_max(before.saturating_add(len), Ordering::Relaxed);
         if before.saturating_add(len) > MAX_QUEUED_BYTES {
             self.queued.fetch_sub(len, Ordering::Relaxed);
             return Err(QueueFull);
@@ -208,11 +214,11 @@ impl Connection {
 
     /// Stops reading, flushes what is queued (bounded by a grace period) and closes.
     ///
-    /// When much was queued (a peer that did not read), the memory it took is handed back
+    /// When much was ever queued (a peer that did not read), the memory it took is handed back
     /// to the system once the writer is gone.
     pub(crate) fn close(self) {
         self.reader.abort();
-        let large = self.queued.load(Ordering::Relaxed) > RELEASE_AFTER_BYTES;
+        let large = self.peak.load(Ordering::Relaxed) > RELEASE_AFTER_BYTES;
         let _ = self.writer.send(WriterCmd::Close);
         let mut writer = self.writer_task;
         drop(self.writer);
