@@ -6,9 +6,14 @@
 //!   clocks: packets and the time in; packets to send, state changes and the next deadline
 //!   out.
 //!
-//! Neither knows Kubernetes or BGP: any program that wants to know within milliseconds
+//! - [`runtime`] (feature `runtime`, on by default): every session of a process over UDP,
+//!   single-hop (RFC 5881) and multihop (RFC 5883), IPv4 and IPv6, on tokio.
+//!
+//! None of them knows Kubernetes or BGP: any program that wants to know within milliseconds
 //! whether a neighbour's forwarding plane is alive can embed them.
 
+#[cfg(feature = "runtime")]
+pub mod runtime;
 pub mod session;
 pub mod wire;
 

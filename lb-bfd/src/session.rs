@@ -362,10 +362,9 @@ impl Session {
     pub fn set_admin_down(&mut self, down: bool, now: Instant) {
         match (down, self.state) {
             (true, State::AdminDown) | (false, State::Down | State::Init | State::Up) => return,
-            (true, _) => {
-                self.set_state(State::AdminDown, Diagnostic::AdministrativelyDown, now);
-                self.forget_remote(now);
-            }
+            // The remote discriminator stays: the AdminDown packets must reach the remote
+            // system's session.
+            (true, _) => self.set_state(State::AdminDown, Diagnostic::AdministrativelyDown, now),
             (false, State::AdminDown) => self.set_state(State::Down, Diagnostic::None, now),
         }
         self.detect_at = None;
