@@ -991,3 +991,67 @@ fn misbehaving_peers_cost_bounded_memory() {
     drop(speaker);
     drop(listener);
 }
+
+/// A forwarding path said down (BFD's verdict) resets the session at once with Cease / BFD
+/// Down, the routes leave FRR, and nothing reconnects until the path is up again; a peer
+/// reconfigured meanwhile stays held.
+#[test]
+fn a_path_down_resets_the_session_and_holds_it_until_up() {
+    if !lab_available("path down", &[BGPD, VTYSH]) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Listening too: bgpd's own connections must be refused while the path is down.
+    let (lab, _frr, rt, speaker) = frr_dual_session(ROUTER_ASN, true);
+    speaker.set_routes(vec![route("203.0.113.20/32", &attrs())]);
+    wait_for("prefix in FRR", Duration::from_secs(20), || {
+        frr_path(&lab, "203.0.113.20/32")
+    });
+    let v4: IpAddr = ROUTER_V4.parse().unwrap();
+    let t0 = Instant::now();
+    speaker.set_path_down(v4, true);
+    wait_for("prefix withdrawn", Duration::from_secs(5), || {
+        frr_path(&lab, "203.0.113.20/32").is_none().then_some(())
+    });
+    println!(
+        "RESULT path down to route gone from FRR: {:?}",
+        t0.elapsed()
+    );
+    let frr = lab.vtysh_json(&format!("show bgp neighbors {SPEAKER_V4} json"));
+    let last = frr[SPEAKER_V4]["lastNotificationReason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(last.contains("BFD Down") || last.contains("Cease"), "{frr}");
+    // Held: not Established for 4 s, whatever bgpd tries meanwhile.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        let p = speaker
+            .peers()
+            .into_iter()
+            .find(|p| p.address == v4)
+            .unwrap();
+        assert!(p.path_down && p.state != State::Established, "{p:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A configuration change meanwhile keeps it held.
+    let mut changed = peer(ROUTER_V4, ROUTER_ASN);
+    changed.hold_time = 12;
+    set_peers(&rt, &speaker, vec![changed, peer(ROUTER_V6, ROUTER_ASN)]);
+    std::thread::sleep(Duration::from_secs(2));
+    let p = speaker
+        .peers()
+        .into_iter()
+        .find(|p| p.address == v4)
+        .unwrap();
+    assert!(p.path_down && p.state != State::Established, "{p:?}");
+    // The IPv6 session never noticed.
+    wait_established(&speaker, ROUTER_V6, Duration::from_secs(1));
+    // Up again: the session and the route come back.
+    speaker.set_path_down(v4, false);
+    wait_established(&speaker, ROUTER_V4, Duration::from_secs(20));
+    wait_for("prefix back in FRR", Duration::from_secs(20), || {
+        frr_path(&lab, "203.0.113.20/32")
+    });
+    rt.call(async move { speaker.shutdown("test done", Duration::from_secs(2)).await });
+}

@@ -157,6 +157,8 @@ pub struct PeerStatus {
     pub notifications_received: u64,
     /// The last error (NOTIFICATION, connect failure), cleared when the session comes up.
     pub last_error: Option<String>,
+    /// Held down because the forwarding path is down ([`Speaker::set_path_down`]).
+    pub path_down: bool,
 }
 
 impl PeerStatus {
@@ -177,6 +179,7 @@ impl PeerStatus {
             notifications_sent: 0,
             notifications_received: 0,
             last_error: None,
+            path_down: false,
         }
     }
 }
@@ -307,6 +310,8 @@ struct Shared {
     peers: Mutex<HashMap<IpAddr, PeerHandle>>,
     routes: watch::Sender<Arc<RouteTable>>,
     announcements: Mutex<AnnouncementTable>,
+    /// Peers whose forwarding path is down (BFD), by address.
+    path_down: Mutex<std::collections::HashSet<IpAddr>>,
     events: broadcast::Sender<PeerEvent>,
     listeners: Vec<Arc<TcpListener>>,
 }
@@ -371,6 +376,7 @@ impl Speaker {
             peers: Mutex::new(HashMap::new()),
             routes,
             announcements: Mutex::new(AnnouncementTable::new()),
+            path_down: Mutex::new(std::collections::HashSet::new()),
             events,
             listeners,
         });
@@ -485,6 +491,7 @@ impl Speaker {
             events: self.shared.events.clone(),
             routes: self.shared.routes.subscribe(),
             commands: rx,
+            path_down: lock(&self.shared.path_down).contains(&config.address),
         };
         let handle = tokio::spawn(task.run());
         peers.insert(
@@ -539,6 +546,28 @@ impl Speaker {
             self.add_peer(c)?;
         }
         Ok(())
+    }
+
+    /// Says whether the forwarding path to the peer at `address` is down, as an outside
+    /// liveness check (BFD) sees it. Down: its session is reset at once with Cease / BFD Down
+    /// (RFC 9384) and is not re-established, nor accepted, until the path is up again. The
+    /// state is kept for the address across configuration changes (and before the peer is
+    /// added); a peer never said down runs as usual.
+    pub fn set_path_down(&self, address: IpAddr, down: bool) {
+        let changed = {
+            let mut set = lock(&self.shared.path_down);
+            if down {
+                set.insert(address)
+            } else {
+                set.remove(&address)
+            }
+        };
+        if !changed {
+            return;
+        }
+        if let Some(peer) = lock(&self.shared.peers).get(&address) {
+            let _ = peer.commands.try_send(PeerCommand::PathDown(down));
+        }
     }
 
     /// Replaces the desired routes. Every established session receives the difference.

@@ -24,6 +24,9 @@ pub(crate) enum PeerCommand {
     Inbound(TcpStream),
     /// Close the session with this NOTIFICATION and end the task.
     Stop(Notification),
+    /// The forwarding path to the peer is down (BFD said so): reset the session with Cease /
+    /// BFD Down and stay idle; or it is up again: start over.
+    PathDown(bool),
 }
 
 type ConnectFuture = std::pin::Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
@@ -39,6 +42,8 @@ pub(crate) struct PeerTask {
     pub(crate) events: broadcast::Sender<PeerEvent>,
     pub(crate) routes: watch::Receiver<Arc<RouteTable>>,
     pub(crate) commands: mpsc::Receiver<PeerCommand>,
+    /// Start held down (the path is down): no connection until it is up.
+    pub(crate) path_down: bool,
 }
 
 struct Runtime {
@@ -101,8 +106,11 @@ impl PeerTask {
             refresh_log: LogLimit::default(),
         };
         let now = rt.start.elapsed();
-        let actions = rt.session.handle(now, Event::Start);
-        self.execute(&mut rt, actions);
+        lock(&self.status).path_down = self.path_down;
+        if !self.path_down {
+            let actions = rt.session.handle(now, Event::Start);
+            self.execute(&mut rt, actions);
+        }
         loop {
             let deadline = rt.session.next_deadline().map(|d| rt.start + d);
             let connecting = rt.connecting.as_mut();
@@ -158,6 +166,24 @@ impl PeerTask {
                         // Not taken by the state machine: it was rejected.
                         rt.pending_inbound = None;
                     }
+                    Some(PeerCommand::PathDown(down)) if down != self.path_down => {
+                        self.path_down = down;
+                        lock(&self.status).path_down = down;
+                        let event = if down {
+                            tracing::warn!(peer = %self.name(), "forwarding path down (BFD): session reset, held until it is up");
+                            Event::Stop(Notification::new(
+                                crate::wire::ErrorCode::Cease,
+                                crate::wire::cease::BFD_DOWN,
+                                vec![],
+                            ))
+                        } else {
+                            tracing::info!(peer = %self.name(), "forwarding path up (BFD): connecting");
+                            Event::Start
+                        };
+                        let actions = rt.session.handle(rt.start.elapsed(), event);
+                        self.execute(&mut rt, actions);
+                    }
+                    Some(PeerCommand::PathDown(_)) => {}
                     Some(PeerCommand::Stop(notification)) => {
                         let actions = rt.session.handle(rt.start.elapsed(), Event::Stop(notification));
                         self.execute(&mut rt, actions);
