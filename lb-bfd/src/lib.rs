@@ -12,10 +12,12 @@
 //! None of them knows Kubernetes or BGP: any program that wants to know within milliseconds
 //! whether a neighbour's forwarding plane is alive can embed them.
 
+pub mod peer;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod session;
 pub mod wire;
 
+pub use peer::{PeerKey, PeerSpec};
 pub use session::{Session, SessionConfig, SessionEvent};
 pub use wire::{ControlPacket, ControlRepr, Diagnostic, State, WireError};

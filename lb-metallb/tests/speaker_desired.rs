@@ -26,8 +26,8 @@ use lb_metallb::input::Objects;
 use lb_metallb::plan::{PlanOptions, plan};
 use lb_metallb::speaker::inputs_from_cluster;
 use lb_metallb::speaker::{
-    Desired, GRACEFUL_RESTART_TIME, Inputs, Liveness, default_router_id, desired, node_addresses,
-    session_peers,
+    Desired, GRACEFUL_RESTART_TIME, Inputs, Liveness, bfd_sessions, default_router_id, desired,
+    node_addresses, session_peers,
 };
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
@@ -439,6 +439,69 @@ fn bgp_peers_become_sessions_on_the_selected_nodes_field_by_field() {
     assert_eq!(v6.families, vec![Family::IPV6_UNICAST]);
     // connectTime unset: the speaker's default connect timeout stays.
     assert_eq!(v6.connect_timeout, Duration::from_secs(10));
+}
+
+/// Two peers with BFD profiles (one eBGP multihop from a source address, one only on
+/// node-b) and one without.
+const BFD_PEERS: &str = "
+---
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {name: fast, namespace: metallb-system}
+spec: {receiveInterval: 50, transmitInterval: 100, detectMultiplier: 4, passiveMode: true}
+---
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {name: far, namespace: metallb-system}
+spec: {minimumTtl: 250}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: tor, namespace: metallb-system}
+spec: {myASN: 64512, peerASN: 64500, peerAddress: 198.51.100.1, bfdProfile: fast}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: remote, namespace: metallb-system}
+spec:
+  myASN: 64512
+  peerASN: 64501
+  peerAddress: 203.0.113.9
+  sourceAddress: 192.0.2.2
+  ebgpMultiHop: true
+  bfdProfile: far
+  nodeSelectors: [{matchLabels: {kubernetes.io/hostname: node-b}}]
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: plain, namespace: metallb-system}
+spec: {myASN: 64512, peerASN: 64502, peerAddress: 198.51.100.3}
+";
+
+#[test]
+fn bgp_peers_with_a_bfd_profile_get_bfd_sessions_with_its_timers() {
+    let objects = objects(&(nodes_yaml() + BFD_PEERS));
+    let inputs = inputs(&objects);
+    let on_a = bfd_sessions(&inputs.config, &inputs.node("node-a"));
+    assert_eq!(on_a.len(), 1, "{on_a:?}");
+    let tor = on_a[0];
+    assert_eq!(tor.key.peer, ip("198.51.100.1"));
+    assert_eq!((tor.key.local, tor.key.multihop), (None, false));
+    assert_eq!(tor.config.desired_min_tx, Duration::from_millis(100));
+    assert_eq!(tor.config.required_min_rx, Duration::from_millis(50));
+    assert_eq!((tor.config.detect_mult, tor.config.passive), (4, true));
+    let on_b = bfd_sessions(&inputs.config, &inputs.node("node-b"));
+    let remote = on_b
+        .iter()
+        .find(|s| s.key.peer == ip("203.0.113.9"))
+        .unwrap();
+    assert_eq!(remote.key.local, Some(ip("192.0.2.2")));
+    assert!(remote.key.multihop);
+    assert_eq!(remote.minimum_ttl, 250);
+    // MetalLB's defaults: 300 ms both ways, multiplier 3, active.
+    assert_eq!(remote.config, lb_bfd::SessionConfig::default());
+    // `desired` hands the same sessions to the runtime.
+    assert_eq!(desired(&inputs, "node-b", &all_alive()).bfd, on_b);
 }
 
 #[test]

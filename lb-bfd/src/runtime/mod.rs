@@ -29,6 +29,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+pub use crate::peer::{PeerKey, PeerSpec};
 use crate::session::{ConfigError, Counters, Session, SessionConfig, SessionEvent};
 use crate::wire::{ControlRepr, Diagnostic, State};
 
@@ -38,43 +39,6 @@ pub const SINGLE_HOP_PORT: u16 = 3784;
 pub const MULTIHOP_PORT: u16 = 4784;
 /// RFC 5881 §4: the source ports control packets are sent from.
 pub const SOURCE_PORTS: RangeInclusive<u16> = 49152..=65535;
-
-/// Which session: the remote address, the local address packets go out from (the routing
-/// table's choice when `None`), and whether the remote system is more than one hop away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerKey {
-    /// The remote system's address.
-    pub peer: IpAddr,
-    /// The local address to send from.
-    pub local: Option<IpAddr>,
-    /// Multihop (RFC 5883) rather than single-hop (RFC 5881).
-    pub multihop: bool,
-}
-
-impl std::fmt::Display for PeerKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.peer)?;
-        if let Some(local) = self.local {
-            write!(f, " from {local}")?;
-        }
-        if self.multihop {
-            f.write_str(" (multihop)")?;
-        }
-        Ok(())
-    }
-}
-
-/// A session to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerSpec {
-    /// Which session.
-    pub key: PeerKey,
-    /// Its timers and role.
-    pub config: SessionConfig,
-    /// Multihop only: the lowest TTL a packet may arrive with (MetalLB's `minimumTtl`).
-    /// Single-hop packets must always arrive with 255.
-    pub minimum_ttl: u8,
-}
 
 /// What a session looks like now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -98,13 +98,6 @@ impl Config {
             &mut errors,
             &mut warnings,
         );
-        peers::check_bfd_echo_with_ipv6(
-            &peers,
-            &bfd_profiles,
-            &bgp_advertisements,
-            &pools,
-            &mut errors,
-        );
 
         if !errors.is_empty() {
             errors.sort();

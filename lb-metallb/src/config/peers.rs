@@ -6,11 +6,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use lb_alloc::{LabelSelector, PoolSet};
-use lb_core::IpFamily;
+use lb_alloc::LabelSelector;
 use serde::Serialize;
 
-use super::advertisements::BgpAdvertisement;
 use super::selector::{At, convert_list};
 use super::{ConfigError, name_of};
 use crate::crd::{BFDProfile, v1beta2};
@@ -122,6 +120,14 @@ pub(super) fn bfd_profiles(
                 .minimum_ttl
                 .map(|t| range("minimumTtl", Some(t), 1, 254, 254)),
         };
+        if profile.echo_mode {
+            errors.push(ConfigError::new(
+                KIND,
+                name,
+                "spec.echoMode",
+                "echo mode is not implemented: lb's BFD runs on control packets alone (set it to false; shorter intervals give the same detection time)",
+            ));
+        }
         if out.contains_key(name) {
             errors.push(ConfigError::new(
                 KIND,
@@ -300,19 +306,15 @@ pub(super) fn build(
             errors,
         );
         let password = password(name, s, secrets, namespace, errors);
-        if let Some(profile) = s.bfd_profile.as_deref().filter(|p| !p.is_empty()) {
-            if bfd.contains_key(profile) {
-                warnings.push(format!(
-                    "BGPPeer/{name}: spec.bfdProfile: BFD is not implemented by lb's speaker yet; the session runs without it"
-                ));
-            } else {
-                errors.push(ConfigError::transient(
-                    KIND,
-                    name,
-                    "spec.bfdProfile",
-                    format!("no BFDProfile named {profile:?}"),
-                ));
-            }
+        if let Some(profile) = s.bfd_profile.as_deref().filter(|p| !p.is_empty())
+            && !bfd.contains_key(profile)
+        {
+            errors.push(ConfigError::transient(
+                KIND,
+                name,
+                "spec.bfdProfile",
+                format!("no BFDProfile named {profile:?}"),
+            ));
         }
         if s.disable_mp {
             warnings.push(format!(
@@ -428,46 +430,4 @@ fn password(
         ));
     }
     found
-}
-
-/// BFD echo mode does not work with IPv6: a pool with IPv6 addresses advertised to a peer
-/// whose profile has echo mode is rejected.
-pub(super) fn check_bfd_echo_with_ipv6(
-    peers: &[Peer],
-    bfd: &BTreeMap<String, BfdProfile>,
-    ads: &[BgpAdvertisement],
-    pools: &Option<PoolSet>,
-    errors: &mut Vec<ConfigError>,
-) {
-    let Some(pools) = pools else { return };
-    for peer in peers {
-        let echo = peer
-            .bfd_profile
-            .as_ref()
-            .and_then(|p| bfd.get(p))
-            .is_some_and(|p| p.echo_mode);
-        if !echo {
-            continue;
-        }
-        for ad in ads
-            .iter()
-            .filter(|a| a.peers.is_empty() || a.peers.contains(&peer.name))
-        {
-            let v6_pool = pools.pools().iter().find(|p| {
-                ad.pools.contains(p.name()) && p.ranges().any(|r| r.family() == IpFamily::V6)
-            });
-            if let Some(pool) = v6_pool {
-                errors.push(ConfigError::new(
-                    KIND,
-                    &peer.name,
-                    "spec.bfdProfile",
-                    format!(
-                        "BFD echo mode cannot be used with IPv6, but BGPAdvertisement/{} advertises the IPv6 addresses of IPAddressPool/{} to this peer",
-                        ad.name,
-                        pool.name()
-                    ),
-                ));
-            }
-        }
-    }
 }

@@ -8,7 +8,7 @@ pub mod inputs;
 pub mod status;
 pub mod step;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -47,6 +47,8 @@ pub struct Desired {
     pub node: Arc<NodeAnnouncements>,
     /// BGP sessions this node keeps.
     pub peers: Vec<PeerConfig>,
+    /// BFD sessions this node runs, one per BGP session whose peer names a BFD profile.
+    pub bfd: Vec<lb_bfd::PeerSpec>,
     /// Layer-2 announcements held back because the view is not settled.
     pub l2_held: bool,
 }
@@ -72,9 +74,11 @@ pub fn desired(inputs: &Inputs, me: &str, liveness: &Liveness) -> Desired {
     }
     let me_state = inputs.node(me);
     let peers = session_peers(&inputs.config, &me_state);
+    let bfd = bfd_sessions(&inputs.config, &me_state);
     Desired {
         node: Arc::new(node),
         peers,
+        bfd,
         l2_held,
     }
 }
@@ -116,6 +120,47 @@ pub fn session_peers(config: &Config, me: &NodeState) -> Vec<PeerConfig> {
             c
         })
         .collect()
+}
+
+/// The BFD sessions node `me` runs: one for every BGP session it keeps whose peer names a
+/// BFD profile, with the profile's timers; multihop (RFC 5883) when the peer is eBGP
+/// multihop, from the peer's source address when it sets one. Two peers on the same address
+/// (other ports) share one session.
+pub fn bfd_sessions(config: &Config, me: &NodeState) -> Vec<lb_bfd::PeerSpec> {
+    let ms = |v: u32| std::time::Duration::from_millis(u64::from(v));
+    let mut out: BTreeMap<lb_bfd::PeerKey, lb_bfd::PeerSpec> = BTreeMap::new();
+    for p in config
+        .peers
+        .iter()
+        .filter(|p| any_matches(&p.node_selectors, &me.labels))
+    {
+        let Some(profile) = p
+            .bfd_profile
+            .as_ref()
+            .and_then(|n| config.bfd_profiles.get(n))
+        else {
+            continue;
+        };
+        let key = lb_bfd::PeerKey {
+            peer: p.address,
+            local: p.source_address,
+            multihop: p.ebgp_multi_hop,
+        };
+        out.entry(key).or_insert(lb_bfd::PeerSpec {
+            key,
+            config: lb_bfd::SessionConfig {
+                desired_min_tx: ms(profile.transmit_interval),
+                required_min_rx: ms(profile.receive_interval),
+                detect_mult: u8::try_from(profile.detect_multiplier).unwrap_or(u8::MAX),
+                passive: profile.passive_mode,
+            },
+            minimum_ttl: profile
+                .minimum_ttl
+                .and_then(|t| u8::try_from(t).ok())
+                .unwrap_or(254),
+        });
+    }
+    out.into_values().collect()
 }
 
 /// The router ID to use when a peer sets none: the node's first IPv4 address.

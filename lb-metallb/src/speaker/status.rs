@@ -236,6 +236,7 @@ mod tests {
                 not_announced: Vec::new(),
             }),
             peers: Vec::new(),
+            bfd: Vec::new(),
             l2_held: false,
         }
     }
