@@ -252,6 +252,11 @@ impl Bfd {
         lock(&self.status).values().copied().collect()
     }
 
+    /// A handle that reads the sessions' status, for a task that outlives a borrow of `self`.
+    pub fn status_reader(&self) -> StatusReader {
+        StatusReader(Arc::clone(&self.status))
+    }
+
     /// One session's state.
     pub fn state(&self, key: &PeerKey) -> Option<State> {
         lock(&self.status).get(key).map(|s| s.state)
@@ -275,6 +280,17 @@ impl Bfd {
             let _ = tokio::time::timeout(Duration::from_secs(1), rx).await;
         }
         self.task.abort();
+    }
+}
+
+/// Reads the status of a runtime's sessions ([`Bfd::status_reader`]).
+#[derive(Debug, Clone)]
+pub struct StatusReader(StatusMap);
+
+impl StatusReader {
+    /// Every session, as it is now.
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        lock(&self.0).values().copied().collect()
     }
 }
 

@@ -18,7 +18,7 @@ use lb_metallb::speaker::step::{Action, Event, LoopSettings, SeedSettings, Speak
 use lb_metallb::speaker::{Desired, Inputs, Liveness, default_router_id};
 use tokio::sync::watch;
 
-use super::metrics::{L2Counters, PeerFigures, Snapshot, SpeakerMetrics};
+use super::metrics::{BfdFigures, L2Counters, PeerFigures, Snapshot, SpeakerMetrics};
 use super::run::{MembershipSettings, SpeakerSettings};
 use crate::http::Health;
 use crate::sys;
@@ -27,6 +27,117 @@ use crate::sys;
 struct Backends {
     l2: Responder,
     bgp: Speaker,
+    bfd: BfdBackend,
+}
+
+/// BFD, started when the first BGP peer with a BFD profile appears (a node without one binds
+/// no BFD port). A session that was Up and goes down holds its BGP session down
+/// ([`Speaker::set_path_down`]) until it is Up again.
+struct BfdBackend {
+    runtime: tokio::sync::OnceCell<Option<lb_bfd::runtime::Bfd>>,
+    /// The BGP peer addresses that have a BFD session now.
+    watched: std::sync::Mutex<BTreeSet<std::net::IpAddr>>,
+}
+
+impl BfdBackend {
+    fn new() -> Self {
+        Self {
+            runtime: tokio::sync::OnceCell::new(),
+            watched: std::sync::Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Runs the sessions `wanted`; the BGP peers of sessions that go away run unheld.
+    async fn apply(&self, wanted: &[lb_bfd::PeerSpec], bgp: &Speaker) {
+        let addresses: BTreeSet<std::net::IpAddr> = wanted.iter().map(|s| s.key.peer).collect();
+        let gone: Vec<std::net::IpAddr> = {
+            let mut watched = self
+                .watched
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let gone = watched.difference(&addresses).copied().collect();
+            watched.clone_from(&addresses);
+            gone
+        };
+        for address in gone {
+            bgp.set_path_down(address, false);
+        }
+        if wanted.is_empty() && self.runtime.get().is_none() {
+            return;
+        }
+        let runtime = self
+            .runtime
+            .get_or_init(|| async {
+                match lb_bfd::runtime::Bfd::start(lb_bfd::runtime::BfdOptions::default()).await {
+                    Ok(bfd) => {
+                        tracing::info!("BFD started (UDP 3784 single-hop, 4784 multihop)");
+                        follow_bfd(bfd.subscribe(), bfd.status_reader(), bgp.clone());
+                        Some(bfd)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "BFD cannot start: the BGP sessions with a BFD profile run without it");
+                        None
+                    }
+                }
+            })
+            .await;
+        if let Some(bfd) = runtime
+            && let Err(e) = bfd.set_peers(wanted.to_vec())
+        {
+            tracing::error!(error = %e, "BFD sessions rejected");
+        }
+    }
+
+    /// The figures of every session, for the metrics.
+    fn figures(&self) -> Vec<BfdFigures> {
+        let Some(Some(bfd)) = self.runtime.get() else {
+            return Vec::new();
+        };
+        bfd.peers()
+            .into_iter()
+            .map(|p| BfdFigures {
+                peer: p.key.peer.to_string(),
+                up: p.state == lb_bfd::State::Up,
+                control_in: p.counters.control_in,
+                control_out: p.counters.control_out,
+                up_events: p.counters.up_events,
+                down_events: p.counters.down_events,
+            })
+            .collect()
+    }
+}
+
+/// Follows the BFD state changes: a session that was Up and is not any more holds its BGP
+/// session down; Up releases it. After missed events (a slow reader), every session's state
+/// is read again.
+fn follow_bfd(
+    mut events: tokio::sync::broadcast::Receiver<lb_bfd::runtime::BfdEvent>,
+    status: lb_bfd::runtime::StatusReader,
+    bgp: Speaker,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(e) => {
+                    if e.to == lb_bfd::State::Up {
+                        bgp.set_path_down(e.key.peer, false);
+                    } else if e.from == lb_bfd::State::Up {
+                        bgp.set_path_down(e.key.peer, true);
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    for p in status.peers() {
+                        let up = p.state == lb_bfd::State::Up;
+                        if up || p.counters.up_events > 0 {
+                            bgp.set_path_down(p.key.peer, !up);
+                        }
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
 }
 
 /// The decision loop shared by every source: waits, feeds what changed to the pure
@@ -78,7 +189,11 @@ pub(crate) async fn drive(
             })
             .collect()
     })));
-    let backends = Backends { l2, bgp };
+    let backends = Backends {
+        l2,
+        bgp,
+        bfd: BfdBackend::new(),
+    };
     let membership = match &settings.membership {
         Some(m) => Some(start_membership(&settings.node, m, &first).await?),
         None => None,
@@ -173,6 +288,11 @@ pub(crate) async fn drive(
         }
     }
     backends.l2.shutdown().await;
+    if let Some(Some(bfd)) = backends.bfd.runtime.into_inner() {
+        // AdminDown to every BFD peer, so routers drop us at once rather than after their
+        // detection time (BGP's Cease follows).
+        bfd.shutdown().await;
+    }
     backends
         .bgp
         .shutdown("speaker stopping", Duration::from_secs(1))
@@ -320,6 +440,7 @@ async fn apply(backends: &Backends, d: &Desired, inputs: &Inputs) {
     if let Err(e) = backends.bgp.set_peers(d.peers.clone()) {
         tracing::error!(error = %e, "BGP peers rejected");
     }
+    backends.bfd.apply(&d.bfd, &backends.bgp).await;
     // Only what BGP advertises: the BGP table would otherwise keep a copy of every layer-2
     // announcement too (a sixth of the heap with thousands of layer-2 Services).
     all.retain(|a| a.bgp.is_some());
@@ -367,6 +488,7 @@ fn publish(
         node: node.to_string(),
         announced: d.map(|d| Arc::clone(&d.node)).unwrap_or_default(),
         peers,
+        bfd: backends.bfd.figures(),
         members: liveness
             .alive
             .as_ref()

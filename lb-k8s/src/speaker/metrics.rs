@@ -47,6 +47,23 @@ pub struct PeerFigures {
     pub announced: u64,
 }
 
+/// BFD figures of one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdFigures {
+    /// The peer's address, as MetalLB labels BFD peers.
+    pub peer: String,
+    /// The session is Up.
+    pub up: bool,
+    /// Control packets received.
+    pub control_in: u64,
+    /// Control packets sent.
+    pub control_out: u64,
+    /// Times the session went Up.
+    pub up_events: u64,
+    /// Times the session left Up.
+    pub down_events: u64,
+}
+
 /// Everything the speaker exports, as last published.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -57,6 +74,8 @@ pub struct Snapshot {
     pub announced: Arc<NodeAnnouncements>,
     /// BGP peers.
     pub peers: Vec<PeerFigures>,
+    /// BFD sessions.
+    pub bfd: Vec<BfdFigures>,
     /// Live speakers this node sees (itself included).
     pub members: u64,
     /// The membership layer's datagram counters (zero without membership).
@@ -96,6 +115,33 @@ fn announced(n: &NodeAnnouncements) -> impl Iterator<Item = (&ServiceKey, &'stat
     let bgp = n.bgp.iter().map(|e| (&e.service, "bgp", e.prefix.addr()));
     let mut seen = std::collections::HashSet::new();
     l2.chain(bgp).filter(move |t| seen.insert(*t))
+}
+
+/// A metric with one sample per peer: name, help, type, and the figure of a row.
+type PerPeer<T> = (&'static str, &'static str, MetricType, fn(&T) -> u64);
+
+/// Encodes each of `metrics` with one sample per row of `rows`, labelled `peer`.
+fn encode_per_peer<T>(
+    encoder: &mut DescriptorEncoder,
+    metrics: &[PerPeer<T>],
+    rows: &[T],
+    peer: fn(&T) -> &str,
+) -> Result<(), std::fmt::Error> {
+    for (name, help, kind, figure) in metrics {
+        let counter = matches!(kind, MetricType::Counter);
+        let mut family = encoder.encode_descriptor(name, help, None, *kind)?;
+        for row in rows {
+            let labels = [("peer", peer(row))];
+            let value = figure(row);
+            if counter {
+                ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+            } else {
+                ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Collector for Shared {
@@ -151,8 +197,7 @@ impl Collector for Shared {
                 ConstCounter::new(pick(c)).encode(family.encode_family(&labels)?)?;
             }
         }
-        type Figure = fn(&PeerFigures) -> u64;
-        let bgp: [(&str, &str, MetricType, Figure); 3] = [
+        let bgp: [PerPeer<PeerFigures>; 3] = [
             (
                 "metallb_bgp_session_up",
                 "BGP session state (1 is up, 0 is down)",
@@ -172,20 +217,54 @@ impl Collector for Shared {
                 |p| p.announced,
             ),
         ];
-        for (name, help, kind, figure) in bgp {
-            let counter = matches!(kind, MetricType::Counter);
-            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
-            for p in &s.peers {
-                let labels = [("peer", p.peer.as_str())];
-                let value = figure(p);
-                if counter {
-                    ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
-                } else {
-                    ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
-                        .encode(family.encode_family(&labels)?)?;
-                }
-            }
-        }
+        encode_per_peer(&mut encoder, &bgp, &s.peers, |p| p.peer.as_str())?;
+        // MetalLB's BFD metrics (its FRR mode's names). There is no echo function: its
+        // counters stay at zero.
+        let bfd: [PerPeer<BfdFigures>; 7] = [
+            (
+                "metallb_bfd_session_up",
+                "BFD session state (1 is up, 0 is down)",
+                MetricType::Gauge,
+                |b| u64::from(b.up),
+            ),
+            (
+                "metallb_bfd_control_packet_input",
+                "Number of received BFD control packets",
+                MetricType::Counter,
+                |b| b.control_in,
+            ),
+            (
+                "metallb_bfd_control_packet_output",
+                "Number of sent BFD control packets",
+                MetricType::Counter,
+                |b| b.control_out,
+            ),
+            (
+                "metallb_bfd_echo_packet_input",
+                "Number of received BFD echo packets",
+                MetricType::Counter,
+                |_| 0,
+            ),
+            (
+                "metallb_bfd_echo_packet_output",
+                "Number of sent BFD echo packets",
+                MetricType::Counter,
+                |_| 0,
+            ),
+            (
+                "metallb_bfd_session_up_events",
+                "Number of BFD session up events",
+                MetricType::Counter,
+                |b| b.up_events,
+            ),
+            (
+                "metallb_bfd_session_down_events",
+                "Number of BFD session down events",
+                MetricType::Counter,
+                |b| b.down_events,
+            ),
+        ];
+        encode_per_peer(&mut encoder, &bfd, &s.bfd, |b| b.peer.as_str())?;
         let gauges: [(&str, &str, i64); 3] = [
             (
                 "lb_speaker_members",
@@ -304,6 +383,60 @@ mod tests {
         text.lines()
             .filter(|l| l.starts_with(&format!("{metric}{{")))
             .collect()
+    }
+
+    #[test]
+    fn bgp_and_bfd_figures_are_rendered_per_peer_under_metallb_names() {
+        let m = SpeakerMetrics::new();
+        m.publish(Snapshot {
+            peers: vec![PeerFigures {
+                peer: "192.0.2.1:179".into(),
+                up: true,
+                updates: 7,
+                announced: 3,
+            }],
+            bfd: vec![BfdFigures {
+                peer: "192.0.2.1".into(),
+                up: false,
+                control_in: 10,
+                control_out: 12,
+                up_events: 2,
+                down_events: 1,
+            }],
+            ..Snapshot::default()
+        });
+        let text = m.encode();
+        for (metric, want) in [
+            ("metallb_bgp_session_up", r#"{peer="192.0.2.1:179"} 1"#),
+            ("metallb_bgp_updates_total", r#"{peer="192.0.2.1:179"} 7"#),
+            ("metallb_bfd_session_up", r#"{peer="192.0.2.1"} 0"#),
+            (
+                "metallb_bfd_control_packet_input_total",
+                r#"{peer="192.0.2.1"} 10"#,
+            ),
+            (
+                "metallb_bfd_control_packet_output_total",
+                r#"{peer="192.0.2.1"} 12"#,
+            ),
+            (
+                "metallb_bfd_echo_packet_input_total",
+                r#"{peer="192.0.2.1"} 0"#,
+            ),
+            (
+                "metallb_bfd_echo_packet_output_total",
+                r#"{peer="192.0.2.1"} 0"#,
+            ),
+            (
+                "metallb_bfd_session_up_events_total",
+                r#"{peer="192.0.2.1"} 2"#,
+            ),
+            (
+                "metallb_bfd_session_down_events_total",
+                r#"{peer="192.0.2.1"} 1"#,
+            ),
+        ] {
+            assert_eq!(lines(&text, metric), [format!("{metric}{want}")], "{text}");
+        }
     }
 
     #[test]
