@@ -13,14 +13,12 @@
 )]
 
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lb_bfd::runtime::{Bfd, BfdOptions, PeerKey, PeerSpec};
 use lb_bfd::session::SessionConfig;
 use lb_bfd::wire::State;
-use lb_testlab::{Daemon, Netns, NsRuntime, lab_available, run, serial, wait_for};
+use lb_testlab::{Frr, Netns, NsRuntime, lab_available, run, serial, wait_for};
 use serde_json::Value;
 
 const ZEBRA: &str = "/usr/lib/frr/zebra";
@@ -37,97 +35,24 @@ fn available(test: &str) -> bool {
     lab_available(test, &[ZEBRA, BFDD, VTYSH])
 }
 
-/// zebra and bfdd in one namespace, with their files in a directory of their own.
-struct Frr {
-    daemons: Vec<Daemon>,
-    dir: PathBuf,
-    ns: String,
+/// FRR's view of its BFD session to `peer`.
+fn frr_peer(frr: &Frr, peer: &str) -> Option<Value> {
+    serde_json::from_str::<Value>(&frr.vtysh("bfdd", "show bfd peers json"))
+        .ok()?
+        .as_array()?
+        .iter()
+        .find(|p| p["peer"] == peer)
+        .cloned()
 }
 
-impl Frr {
-    fn start(ns: &Netns, bfdd_conf: &str) -> Self {
-        let dir = std::env::temp_dir().join(lb_testlab::unique("lbbfd"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        // zebra cannot skip its user switch: it runs as `frr` and writes in the directory.
-        run(Command::new("chmod").arg("0777").arg(&dir));
-        let zserv = dir.join("zserv.api");
-        let mut daemons = Vec::new();
-        for (name, binary, conf) in [
-            ("zebra", ZEBRA, "hostname router\n!\n".to_string()),
-            ("bfdd", BFDD, bfdd_conf.to_string()),
-        ] {
-            let path = dir.join(format!("{name}.conf"));
-            std::fs::write(&path, conf).unwrap();
-            let log = std::fs::File::create(dir.join(format!("{name}.out"))).unwrap();
-            let child = ns
-                .command(binary)
-                .arg("-f")
-                .arg(&path)
-                .arg("-i")
-                .arg(dir.join(format!("{name}.pid")))
-                .arg("-z")
-                .arg(&zserv)
-                .arg("--vty_socket")
-                .arg(&dir)
-                .args(["-u", "frr", "-g", "frr", "-P", "0"])
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
-            daemons.push(Daemon {
-                name: if name == "zebra" { "zebra" } else { "bfdd" },
-                child,
-            });
-            let vty = dir.join(format!("{name}.vty"));
-            wait_for(&format!("{name} vty"), Duration::from_secs(10), || {
-                vty.exists().then_some(())
-            });
-        }
-        Self {
-            daemons,
-            dir,
-            ns: ns.name.clone(),
-        }
-    }
-
-    fn peers(&self) -> Vec<Value> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, VTYSH, "--vty_socket"])
-            .arg(&self.dir)
-            .args(["-d", "bfdd", "-c", "show bfd peers json"])
-            .output()
-            .unwrap();
-        serde_json::from_slice::<Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-    }
-
-    /// FRR's view of its session to `peer`.
-    fn peer(&self, peer: &str) -> Option<Value> {
-        self.peers().into_iter().find(|p| p["peer"] == peer)
-    }
-
-    fn status(&self, peer: &str) -> String {
-        self.peer(peer)
-            .and_then(|p| p["status"].as_str().map(String::from))
-            .unwrap_or_default()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("bfdd.out")).unwrap_or_default()
-    }
+fn frr_status(frr: &Frr, peer: &str) -> String {
+    frr_peer(frr, peer)
+        .and_then(|p| p["status"].as_str().map(String::from))
+        .unwrap_or_default()
 }
 
-impl Drop for Frr {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("bfdd log:\n{}", self.log());
-        }
-        self.daemons.clear();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+fn start_bfdd(ns: &Netns, conf: &str) -> Frr {
+    Frr::start(ns, &[("bfdd", conf)])
 }
 
 /// The router and speaker namespaces, joined by a veth pair.
@@ -203,7 +128,7 @@ fn wait_up(bfd: &Bfd, frr: &Frr, peers: &[&str], timeout: Duration) {
             .filter(|()| {
                 [SPEAKER_V4, SPEAKER_V6][..peers.len()]
                     .iter()
-                    .all(|s| frr.status(s) == "up")
+                    .all(|s| frr_status(frr, s) == "up")
             })
     });
 }
@@ -222,7 +147,7 @@ fn single_hop_sessions_with_frr() {
     }
     let _serial = serial();
     let (router, speaker) = two_namespaces();
-    let frr = Frr::start(&router, FRR_CONF);
+    let frr = start_bfdd(&router, FRR_CONF);
     let rt = speaker.runtime();
     let bfd = start(&rt);
     set_peers(
@@ -239,7 +164,7 @@ fn single_hop_sessions_with_frr() {
             &format!("FRR sees {ms} ms x {mult} from {peer}"),
             Duration::from_secs(5),
             || {
-                let p = frr.peer(peer)?;
+                let p = frr_peer(&frr, peer)?;
                 (p["remote-receive-interval"] == ms
                     && p["remote-transmit-interval"] == ms
                     && p["remote-detect-multiplier"] == mult)
@@ -260,7 +185,7 @@ fn single_hop_sessions_with_frr() {
     assert_eq!(status.transmit_interval, Some(Duration::from_millis(300)));
 
     // A timer change: through a Poll Sequence, without a flap on either side.
-    let uptime = frr.peer(SPEAKER_V4).unwrap()["uptime"]
+    let uptime = frr_peer(&frr, SPEAKER_V4).unwrap()["uptime"]
         .as_u64()
         .unwrap_or(0);
     set_peers(
@@ -272,7 +197,7 @@ fn single_hop_sessions_with_frr() {
     );
     want(SPEAKER_V4, 100, 5);
     std::thread::sleep(Duration::from_secs(2));
-    let p = frr.peer(SPEAKER_V4).unwrap();
+    let p = frr_peer(&frr, SPEAKER_V4).unwrap();
     assert_eq!(p["status"], "up", "{p}");
     assert!(
         p["uptime"].as_u64().unwrap_or(0) >= uptime,
@@ -290,7 +215,7 @@ fn single_hop_sessions_with_frr() {
     wait_for(
         "FRR declares the IPv4 session down",
         Duration::from_secs(5),
-        || (frr.status(SPEAKER_V4) == "down").then_some(()),
+        || (frr_status(&frr, SPEAKER_V4) == "down").then_some(()),
     );
     let took = t0.elapsed();
     eprintln!(
@@ -299,7 +224,7 @@ fn single_hop_sessions_with_frr() {
     // The polling of vtysh adds its own delay (each call takes tens of milliseconds).
     assert!(took < detection + Duration::from_millis(500), "{took:?}");
     assert_eq!(
-        frr.peer(SPEAKER_V4).unwrap()["diagnostic"],
+        frr_peer(&frr, SPEAKER_V4).unwrap()["diagnostic"],
         "control detection time expired"
     );
     drop(rt);
@@ -325,15 +250,15 @@ fn passive_mode_waits_for_frr_and_removal_signals_down() {
     let status = bfd.peers()[0];
     assert_eq!(status.counters.control_out, 0, "a passive session sent");
     assert_eq!(status.state, State::Down);
-    let frr = Frr::start(&router, FRR_CONF);
+    let frr = start_bfdd(&router, FRR_CONF);
     wait_up(&bfd, &frr, &[ROUTER_V4], Duration::from_secs(15));
     // Removal: AdminDown goes out, FRR goes down at once.
     let t0 = Instant::now();
     set_peers(&bfd, Vec::new());
     wait_for("FRR sees the session down", Duration::from_secs(5), || {
-        (frr.status(SPEAKER_V4) == "down").then_some(())
+        (frr_status(&frr, SPEAKER_V4) == "down").then_some(())
     });
-    let p = frr.peer(SPEAKER_V4).unwrap();
+    let p = frr_peer(&frr, SPEAKER_V4).unwrap();
     eprintln!("RESULT removal seen by FRR after {:?}: {p}", t0.elapsed());
     assert_eq!(p["remote-diagnostic"], "administratively down", "{p}");
     assert!(bfd.peers().is_empty());
@@ -365,7 +290,7 @@ fn multihop_session_through_a_router() {
         "hostname far\n!\nbfd\n peer {SPEAKER_V4} multihop local-address {FAR_V4}\n  \
          transmit-interval 300\n  receive-interval 300\n  minimum-ttl 254\n !\n!\n"
     );
-    let frr = Frr::start(&far, &conf);
+    let frr = start_bfdd(&far, &conf);
     let rt = speaker.runtime();
     let bfd = start(&rt);
     let key = PeerKey {
@@ -380,7 +305,7 @@ fn multihop_session_through_a_router() {
     };
     set_peers(&bfd, vec![spec(254)]);
     wait_for("multihop session Up", Duration::from_secs(15), || {
-        (bfd.state(&key) == Some(State::Up) && frr.status(SPEAKER_V4) == "up").then_some(())
+        (bfd.state(&key) == Some(State::Up) && frr_status(&frr, SPEAKER_V4) == "up").then_some(())
     });
     // FRR sends with TTL 255; one router makes it 254. Asking for 255 refuses every packet:
     // the session goes down by detection.

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use lb_metallb::input::Objects;
 use lb_metallb::plan::{PlanOptions, plan};
-use lb_testlab::{Daemon, Netns, lab_available, run, serial, wait_for};
+use lb_testlab::{Daemon, Netns, cpu_time, lab_available, run, serial, wait_for};
 use nix::sys::signal::Signal;
 
 const ZEBRA: &str = "/usr/lib/frr/zebra";
@@ -830,25 +830,6 @@ fn wrong_membership_key_stays_out() {
         lab.log(outsider)
     );
     assert_eq!(lab.client_mac(v4).as_deref(), Some(NODE_MAC[p.owner]));
-}
-
-/// CPU time (user + system) of process `pid` so far, from /proc.
-fn cpu_time(pid: i32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 (1-based), 11 and 12 after the state field.
-    let hz = 100;
-    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
 }
 
 /// The value of the first sample of `metric` in a /metrics text.

@@ -269,3 +269,116 @@ impl Drop for NsRuntime {
         }
     }
 }
+
+/// FRR daemons (zebra first, then the others) in one namespace, each with its configuration,
+/// pid file, vty socket and log in a directory of their own; stopped by PID and the directory
+/// removed on drop.
+#[derive(Debug)]
+pub struct Frr {
+    daemons: Vec<Daemon>,
+    /// The daemons' directory (configurations, logs, vty sockets).
+    pub dir: PathBuf,
+    ns: String,
+}
+
+impl Frr {
+    /// Starts zebra and then `daemons` (name under /usr/lib/frr, configuration) in `ns`, and
+    /// waits for each one's vty socket.
+    pub fn start(ns: &Netns, daemons: &[(&'static str, &str)]) -> Self {
+        let dir = std::env::temp_dir().join(unique("lbfrr"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // zebra cannot skip its user switch: it runs as `frr` and writes in the directory.
+        run(Command::new("chmod").arg("0777").arg(&dir));
+        let zserv = dir.join("zserv.api");
+        let mut frr = Self {
+            daemons: Vec::new(),
+            dir,
+            ns: ns.name.clone(),
+        };
+        let all = std::iter::once(("zebra", "hostname lab\n!\n")).chain(daemons.iter().copied());
+        for (name, conf) in all {
+            let path = frr.dir.join(format!("{name}.conf"));
+            std::fs::write(&path, conf).unwrap();
+            let log = File::create(frr.dir.join(format!("{name}.out"))).unwrap();
+            let child = ns
+                .command(format!("/usr/lib/frr/{name}"))
+                .arg("-f")
+                .arg(&path)
+                .arg("-i")
+                .arg(frr.dir.join(format!("{name}.pid")))
+                .arg("-z")
+                .arg(&zserv)
+                .arg("--vty_socket")
+                .arg(&frr.dir)
+                .args(["-u", "frr", "-g", "frr", "-P", "0"])
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            frr.daemons.push(Daemon { name, child });
+            let vty = frr.dir.join(format!("{name}.vty"));
+            wait_for(&format!("{name} vty"), Duration::from_secs(10), || {
+                vty.exists().then_some(())
+            });
+        }
+        frr
+    }
+
+    /// The PID of daemon `name`.
+    pub fn pid(&self, name: &str) -> Option<i32> {
+        self.daemons
+            .iter()
+            .find(|d| d.name == name)
+            .map(Daemon::pid)
+    }
+
+    /// Runs `vtysh -d daemon -c command` and returns its standard output.
+    pub fn vtysh(&self, daemon: &str, command: &str) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "/usr/bin/vtysh", "--vty_socket"])
+            .arg(&self.dir)
+            .args(["-d", daemon, "-c", command])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Daemon `name`'s log.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.out"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for d in &self.daemons {
+                eprintln!("==== {} ====\n{}", d.name, self.log(d.name));
+            }
+        }
+        // Stopped in reverse order, zebra last.
+        while let Some(d) = self.daemons.pop() {
+            d.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// CPU time (user + system) process `pid` has used so far, from /proc (0 once it is gone).
+pub fn cpu_time(pid: i32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start after the last ')':
+    // utime and stime are the 12th and 13th of them, in clock ticks (100 per second).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}

@@ -37,6 +37,9 @@ use crate::wire::{ControlRepr, Diagnostic, State};
 pub const SINGLE_HOP_PORT: u16 = 3784;
 /// RFC 5883: the destination port of multihop control packets.
 pub const MULTIHOP_PORT: u16 = 4784;
+/// Datagrams read from one socket per wake at most, after the one that woke it.
+const BATCH: usize = 64;
+
 /// RFC 5881 §4: the source ports control packets are sent from.
 pub const SOURCE_PORTS: RangeInclusive<u16> = 49152..=65535;
 
@@ -396,22 +399,23 @@ async fn receive(
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Worker {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut bufs = [[0u8; 256]; 4];
+        // One timer, moved to each new deadline (cheaper than a new one per wake).
+        let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+        let timer = tokio::time::sleep_until(far());
+        tokio::pin!(timer);
         loop {
             let deadline = self
                 .sessions
                 .values()
                 .filter_map(|e| e.session.next_deadline())
-                .min();
+                .min()
+                .map_or_else(far, tokio::time::Instant::from_std);
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
             let [b0, b1, b2, b3] = &mut bufs;
             let listeners = &self.listeners;
             let wake = tokio::select! {
@@ -420,7 +424,7 @@ impl Worker {
                 r = receive(listeners, 1, b1) => Wake::Datagram(r),
                 r = receive(listeners, 2, b2) => Wake::Datagram(r),
                 r = receive(listeners, 3, b3) => Wake::Datagram(r),
-                () = sleep_until(deadline) => Wake::Timer,
+                () = &mut timer => Wake::Timer,
             };
             match wake {
                 Wake::Command(None) => return,
@@ -432,8 +436,24 @@ impl Worker {
                 }
                 Wake::Datagram((i, Ok((n, from, ttl)))) => {
                     let multihop = self.listeners.get(i).is_some_and(|l| l.multihop);
-                    let packet = bufs.get(i).and_then(|b| b.get(..n)).unwrap_or_default();
+                    let buf = bufs.get_mut(i).map(|b| &mut b[..]).unwrap_or_default();
+                    let packet = buf.get(..n).unwrap_or_default();
                     self.on_datagram(packet, from, ttl, multihop);
+                    // Whatever else is waiting on this socket, in the same wake (bounded: one
+                    // batch, then the other sockets and the timers get their turn).
+                    for _ in 0..BATCH {
+                        let Some(l) = self.listeners.get(i) else {
+                            break;
+                        };
+                        let Ok((n, from, ttl)) = l
+                            .socket
+                            .try_io(Interest::READABLE, || sys::recv_with_ttl(&l.socket, buf))
+                        else {
+                            break;
+                        };
+                        let packet = buf.get(..n).unwrap_or_default();
+                        self.on_datagram(packet, from, ttl, multihop);
+                    }
                 }
                 Wake::Datagram((_, Err(e))) => {
                     tracing::debug!(error = %e, "BFD receive failed");
@@ -639,8 +659,12 @@ impl Worker {
             self.options.single_hop_port
         };
         let to = SocketAddr::new(key.peer, port);
+        // Straight to the non-blocking socket: tokio's `try_send_to` refuses until the reactor
+        // has seen the socket writable once, which drops a new session's first packet.
         if let Some(socket) = self.senders.get(&slot)
-            && socket.try_send_to(&packet.to_bytes(), to).is_err()
+            && socket2::SockRef::from(socket)
+                .send_to(&packet.to_bytes(), &to.into())
+                .is_err()
         {
             lock(&self.unmatched).send_dropped += 1;
         }
