@@ -30,6 +30,9 @@ use crate::wire::{ControlRepr, Diagnostic, State};
 /// The slowest rate a session sends at while it is not Up: one packet a second (§6.8.3).
 pub const SLOW_TX: Duration = Duration::from_secs(1);
 
+/// The shortest interval a session may be configured with.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
 /// What a session is configured with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionConfig {
@@ -59,12 +62,13 @@ impl Default for SessionConfig {
 /// A configuration a session cannot run with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// The transmit interval is zero (reserved by RFC 5880) or over 4294 s.
-    #[error("the transmit interval must be between 1 µs and 4294 s, not {0:?}")]
+    /// The transmit interval is under 1 ms (zero is reserved by RFC 5880; faster than a
+    /// millisecond no timer here keeps up) or over 4294 s.
+    #[error("the transmit interval must be between 1 ms and 4294 s, not {0:?}")]
     TransmitInterval(Duration),
-    /// The receive interval is zero (that asks the remote system to send nothing, which
-    /// makes detection impossible without echo or demand mode) or over 4294 s.
-    #[error("the receive interval must be between 1 µs and 4294 s, not {0:?}")]
+    /// The receive interval is under 1 ms (zero would ask the remote system to send nothing,
+    /// which makes detection impossible without echo or demand mode) or over 4294 s.
+    #[error("the receive interval must be between 1 ms and 4294 s, not {0:?}")]
     ReceiveInterval(Duration),
     /// The detect multiplier is zero.
     #[error("the detect multiplier must be at least 1")]
@@ -74,10 +78,10 @@ pub enum ConfigError {
 impl SessionConfig {
     /// Checks the values fit the packet fields and the RFC.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if self.desired_min_tx.is_zero() || micros(self.desired_min_tx).is_none() {
+        if self.desired_min_tx < MIN_INTERVAL || micros(self.desired_min_tx).is_none() {
             return Err(ConfigError::TransmitInterval(self.desired_min_tx));
         }
-        if self.required_min_rx.is_zero() || micros(self.required_min_rx).is_none() {
+        if self.required_min_rx < MIN_INTERVAL || micros(self.required_min_rx).is_none() {
             return Err(ConfigError::ReceiveInterval(self.required_min_rx));
         }
         if self.detect_mult == 0 {
@@ -103,6 +107,9 @@ pub enum SessionEvent {
         to: State,
         /// Why (the local diagnostic).
         diagnostic: Diagnostic,
+        /// The remote system's state as it last said: AdminDown when it took the session
+        /// down on purpose, which RFC 5882 §3.2 says is not a forwarding failure.
+        remote: State,
     },
 }
 
@@ -365,7 +372,11 @@ impl Session {
             // The remote discriminator stays: the AdminDown packets must reach the remote
             // system's session.
             (true, _) => self.set_state(State::AdminDown, Diagnostic::AdministrativelyDown, now),
-            (false, State::AdminDown) => self.set_state(State::Down, Diagnostic::None, now),
+            (false, State::AdminDown) => {
+                self.set_state(State::Down, Diagnostic::None, now);
+                // The remote system may have restarted meanwhile: start from scratch.
+                self.forget_remote(now);
+            }
         }
         self.detect_at = None;
         if self.next_tx.is_none() && self.may_send_periodically() {
@@ -391,24 +402,22 @@ impl Session {
     /// when not Up, through a Poll Sequence when Up (§6.8.3).
     fn retime(&mut self, _now: Instant) {
         let (tx, rx) = self.targets();
+        let up = self.state == State::Up && self.remote_discriminator != 0;
+        if !up && self.polling {
+            // A Poll Sequence only runs while Up.
+            self.end_poll();
+        }
         if (tx, rx) == (self.desired_min_tx, self.required_min_rx) {
             return;
         }
-        let (old_tx, old_rx) = (self.desired_min_tx, self.required_min_rx);
         (self.desired_min_tx, self.required_min_rx) = (tx, rx);
-        if self.state == State::Up && self.remote_discriminator != 0 {
+        if up {
             // A faster rate and a longer detection time are safe at once; the others wait
-            // for the remote system's Final.
-            self.tx_in_force = if tx < old_tx {
-                tx
-            } else {
-                old_tx.max(self.tx_in_force)
-            };
-            self.rx_in_force = if rx > old_rx {
-                rx
-            } else {
-                old_rx.max(self.rx_in_force)
-            };
+            // for the remote system's Final. Compared with what is in force, not with what
+            // was last asked: a second change before the Final must not put an unanswered
+            // value in force.
+            self.tx_in_force = tx.min(self.tx_in_force);
+            self.rx_in_force = rx.max(self.rx_in_force);
             self.polling = true;
             self.send_now = true;
         } else {
@@ -438,6 +447,7 @@ impl Session {
             from,
             to,
             diagnostic,
+            remote: self.remote_state,
         });
         self.send_now = true;
         self.retime(now);
@@ -460,8 +470,11 @@ impl Session {
 
     fn may_send_periodically(&self) -> bool {
         let passive_waiting = self.config.passive && self.remote_discriminator == 0;
-        let remote_demand =
-            self.remote_demand && self.state == State::Up && self.remote_state == State::Up;
+        // §6.8.7: a Poll Sequence goes on being sent even to a remote system in demand mode.
+        let remote_demand = self.remote_demand
+            && self.state == State::Up
+            && self.remote_state == State::Up
+            && !self.polling;
         !passive_waiting && !remote_demand && self.remote_min_rx != 0
     }
 

@@ -400,3 +400,26 @@ fn a_configuration_the_packets_cannot_carry_is_refused() {
     assert!(s.set_config(config(0, 300, 3), now).is_err());
     assert_eq!(s.config(), &config(300, 300, 3));
 }
+
+#[test]
+fn a_second_change_before_the_final_puts_no_unanswered_value_in_force() {
+    let mut l = Link::new(config(300, 300, 3), config(300, 300, 3));
+    l.run_until(Duration::from_secs(3), Link::both_up).unwrap();
+    l.run(Duration::from_secs(2));
+    // A's polls are lost for a moment: no Final comes back.
+    l.cut_a = true;
+    let now = l.now;
+    l.a.set_config(config(2000, 300, 3), now).unwrap();
+    l.run(Duration::from_millis(100));
+    let now = l.now;
+    l.a.set_config(config(1000, 300, 3), now).unwrap();
+    // Still the 300 ms B last agreed to: 1000 ms would outlast B's 900 ms detection time.
+    assert!(l.a.polling());
+    assert_eq!(l.a.transmit_interval(), Some(Duration::from_millis(300)));
+    l.cut_a = false;
+    l.run_until(Duration::from_secs(2), |l| !l.a.polling())
+        .expect("the poll never ended");
+    assert_eq!(l.a.transmit_interval(), Some(Duration::from_millis(1000)));
+    assert!(l.both_up());
+    assert_eq!(l.b.counters().down_events, 0);
+}

@@ -79,6 +79,9 @@ pub struct BfdEvent {
     pub to: State,
     /// Why.
     pub diagnostic: Diagnostic,
+    /// The remote system's state as it last said (AdminDown: it took the session down on
+    /// purpose, not a forwarding failure, RFC 5882 §3.2).
+    pub remote: State,
 }
 
 /// Packets no session took.
@@ -516,10 +519,20 @@ impl Worker {
             .copied()
             .collect();
         for key in gone {
+            let mut admin_down = None;
             if let Some(e) = self.sessions.get_mut(&key) {
                 e.session.set_admin_down(true, now);
+                admin_down = e.session.poll_transmit();
             }
             self.service(&key);
+            // The session goes now: its AdminDown three times (RFC 5880 §6.8.16 wants it
+            // sent for a detection time), so one lost packet does not make the remote system
+            // take it for a failure.
+            if let Some(p) = admin_down {
+                for _ in 0..3 {
+                    self.send(&key, &p);
+                }
+            }
             if let Some(e) = self.sessions.remove(&key) {
                 self.by_discriminator
                     .remove(&e.session.local_discriminator());
@@ -598,6 +611,7 @@ impl Worker {
             from,
             to,
             diagnostic,
+            remote,
         }) = entry.session.poll_event()
         {
             if to == State::Up {
@@ -610,6 +624,7 @@ impl Worker {
                 from,
                 to,
                 diagnostic,
+                remote,
             });
         }
         let s = &entry.session;

@@ -302,6 +302,8 @@ struct PeerHandle {
     config: PeerConfig,
     status: Arc<Mutex<PeerStatus>>,
     commands: mpsc::Sender<PeerCommand>,
+    /// Whether the forwarding path is down ([`Speaker::set_path_down`]).
+    path: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -484,6 +486,8 @@ impl Speaker {
         session.backoff = config.backoff;
         let status = Arc::new(Mutex::new(PeerStatus::new(&config)));
         let (tx, rx) = mpsc::channel(16);
+        let (path, path_rx) =
+            watch::channel(lock(&self.shared.path_down).contains(&config.address));
         let task = PeerTask {
             config: config.clone(),
             session,
@@ -491,7 +495,8 @@ impl Speaker {
             events: self.shared.events.clone(),
             routes: self.shared.routes.subscribe(),
             commands: rx,
-            path_down: lock(&self.shared.path_down).contains(&config.address),
+            path: path_rx,
+            path_down: false,
         };
         let handle = tokio::spawn(task.run());
         peers.insert(
@@ -500,6 +505,7 @@ impl Speaker {
                 config,
                 status,
                 commands: tx,
+                path,
                 task: handle,
             },
         );
@@ -566,7 +572,7 @@ impl Speaker {
             return;
         }
         if let Some(peer) = lock(&self.shared.peers).get(&address) {
-            let _ = peer.commands.try_send(PeerCommand::PathDown(down));
+            peer.path.send_replace(down);
         }
     }
 

@@ -24,9 +24,6 @@ pub(crate) enum PeerCommand {
     Inbound(TcpStream),
     /// Close the session with this NOTIFICATION and end the task.
     Stop(Notification),
-    /// The forwarding path to the peer is down (BFD said so): reset the session with Cease /
-    /// BFD Down and stay idle; or it is up again: start over.
-    PathDown(bool),
 }
 
 type ConnectFuture = std::pin::Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
@@ -42,7 +39,10 @@ pub(crate) struct PeerTask {
     pub(crate) events: broadcast::Sender<PeerEvent>,
     pub(crate) routes: watch::Receiver<Arc<RouteTable>>,
     pub(crate) commands: mpsc::Receiver<PeerCommand>,
-    /// Start held down (the path is down): no connection until it is up.
+    /// Whether the forwarding path to the peer is down (BFD said so): the session is reset
+    /// with Cease / BFD Down and stays idle until it is up. A watch, so the latest verdict
+    /// always arrives, however busy the task is.
+    pub(crate) path: watch::Receiver<bool>,
     pub(crate) path_down: bool,
 }
 
@@ -106,6 +106,7 @@ impl PeerTask {
             refresh_log: LogLimit::default(),
         };
         let now = rt.start.elapsed();
+        self.path_down = *self.path.borrow_and_update();
         lock(&self.status).path_down = self.path_down;
         if !self.path_down {
             let actions = rt.session.handle(now, Event::Start);
@@ -166,7 +167,23 @@ impl PeerTask {
                         // Not taken by the state machine: it was rejected.
                         rt.pending_inbound = None;
                     }
-                    Some(PeerCommand::PathDown(down)) if down != self.path_down => {
+                    Some(PeerCommand::Stop(notification)) => {
+                        let actions = rt.session.handle(rt.start.elapsed(), Event::Stop(notification));
+                        self.execute(&mut rt, actions);
+                        break;
+                    }
+                    None => {
+                        let actions = rt.session.handle(
+                            rt.start.elapsed(),
+                            Event::Stop(Notification::shutdown("speaker stopped")),
+                        );
+                        self.execute(&mut rt, actions);
+                        break;
+                    }
+                },
+                Ok(()) = self.path.changed() => {
+                    let down = *self.path.borrow_and_update();
+                    if down != self.path_down {
                         self.path_down = down;
                         lock(&self.status).path_down = down;
                         let event = if down {
@@ -183,21 +200,7 @@ impl PeerTask {
                         let actions = rt.session.handle(rt.start.elapsed(), event);
                         self.execute(&mut rt, actions);
                     }
-                    Some(PeerCommand::PathDown(_)) => {}
-                    Some(PeerCommand::Stop(notification)) => {
-                        let actions = rt.session.handle(rt.start.elapsed(), Event::Stop(notification));
-                        self.execute(&mut rt, actions);
-                        break;
-                    }
-                    None => {
-                        let actions = rt.session.handle(
-                            rt.start.elapsed(),
-                            Event::Stop(Notification::shutdown("speaker stopped")),
-                        );
-                        self.execute(&mut rt, actions);
-                        break;
-                    }
-                },
+                }
                 Ok(()) = self.routes.changed() => {
                     let desired = self.desired();
                     if let Some((dir, rib)) = rt.rib.as_mut() {

@@ -35,15 +35,16 @@ struct Backends {
 /// ([`Speaker::set_path_down`]) until it is Up again.
 struct BfdBackend {
     runtime: tokio::sync::OnceCell<Option<lb_bfd::runtime::Bfd>>,
-    /// The BGP peer addresses that have a BFD session now.
-    watched: std::sync::Mutex<BTreeSet<std::net::IpAddr>>,
+    /// The BGP peer addresses that have a BFD session now (shared with the task that
+    /// follows the sessions' states, which ignores any other address).
+    watched: Arc<std::sync::Mutex<BTreeSet<std::net::IpAddr>>>,
 }
 
 impl BfdBackend {
     fn new() -> Self {
         Self {
             runtime: tokio::sync::OnceCell::new(),
-            watched: std::sync::Mutex::new(BTreeSet::new()),
+            watched: Arc::new(std::sync::Mutex::new(BTreeSet::new())),
         }
     }
 
@@ -71,7 +72,12 @@ impl BfdBackend {
                 match lb_bfd::runtime::Bfd::start(lb_bfd::runtime::BfdOptions::default()).await {
                     Ok(bfd) => {
                         tracing::info!("BFD started (UDP 3784 single-hop, 4784 multihop)");
-                        follow_bfd(bfd.subscribe(), bfd.status_reader(), bgp.clone());
+                        follow_bfd(
+                            bfd.subscribe(),
+                            bfd.status_reader(),
+                            Arc::clone(&self.watched),
+                            bgp.clone(),
+                        );
                         Some(bfd)
                     }
                     Err(e) => {
@@ -107,30 +113,57 @@ impl BfdBackend {
     }
 }
 
-/// Follows the BFD state changes: a session that was Up and is not any more holds its BGP
-/// session down; Up releases it. After missed events (a slow reader), every session's state
-/// is read again.
+/// What a BFD state change means for the BGP session to `peer`: `Some(true)` hold it down,
+/// `Some(false)` release it, `None` leave it as it is.
+///
+/// Up releases. Leaving Up holds, unless the remote system took the session down on purpose
+/// (AdminDown: RFC 5882 §3.2, not a forwarding failure, so it releases) or we did (AdminDown
+/// here only comes from removing the session, whose peer is released by the removal).
+fn path_verdict(from: lb_bfd::State, to: lb_bfd::State, remote: lb_bfd::State) -> Option<bool> {
+    use lb_bfd::State::{AdminDown, Up};
+    match (from, to, remote) {
+        (_, Up, _) => Some(false),
+        (_, AdminDown, _) => None,
+        (_, _, AdminDown) => Some(false),
+        (Up, _, _) => Some(true),
+        _ => None,
+    }
+}
+
+/// Follows the BFD state changes of the watched peers ([`path_verdict`]). After missed
+/// events (a slow reader), every session's state is read again.
 fn follow_bfd(
     mut events: tokio::sync::broadcast::Receiver<lb_bfd::runtime::BfdEvent>,
     status: lb_bfd::runtime::StatusReader,
+    watched: Arc<std::sync::Mutex<BTreeSet<std::net::IpAddr>>>,
     bgp: Speaker,
 ) {
     use tokio::sync::broadcast::error::RecvError;
+    let watching = move |peer: &std::net::IpAddr| {
+        watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(peer)
+    };
     tokio::spawn(async move {
         loop {
             match events.recv().await {
                 Ok(e) => {
-                    if e.to == lb_bfd::State::Up {
-                        bgp.set_path_down(e.key.peer, false);
-                    } else if e.from == lb_bfd::State::Up {
-                        bgp.set_path_down(e.key.peer, true);
+                    if let Some(down) = path_verdict(e.from, e.to, e.remote)
+                        && watching(&e.key.peer)
+                    {
+                        bgp.set_path_down(e.key.peer, down);
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
                     for p in status.peers() {
                         let up = p.state == lb_bfd::State::Up;
-                        if up || p.counters.up_events > 0 {
-                            bgp.set_path_down(p.key.peer, !up);
+                        let failed = !up
+                            && p.counters.up_events > 0
+                            && p.state == lb_bfd::State::Down
+                            && p.remote_state != lb_bfd::State::AdminDown;
+                        if (up || failed) && watching(&p.key.peer) {
+                            bgp.set_path_down(p.key.peer, failed);
                         }
                     }
                 }
@@ -288,15 +321,15 @@ pub(crate) async fn drive(
         }
     }
     backends.l2.shutdown().await;
-    if let Some(Some(bfd)) = backends.bfd.runtime.into_inner() {
-        // AdminDown to every BFD peer, so routers drop us at once rather than after their
-        // detection time (BGP's Cease follows).
-        bfd.shutdown().await;
-    }
+    // BGP first (Cease / Administrative Shutdown), then AdminDown to every BFD peer, so
+    // routers drop us at once and for the right reason.
     backends
         .bgp
         .shutdown("speaker stopping", Duration::from_secs(1))
         .await;
+    if let Some(Some(bfd)) = backends.bfd.runtime.into_inner() {
+        bfd.shutdown().await;
+    }
     Ok(())
 }
 
@@ -497,4 +530,27 @@ fn publish(
         config_loaded: d.is_some(),
         config_stale: state.stale(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_verdict;
+    use lb_bfd::State::{AdminDown, Down, Init, Up};
+
+    #[test]
+    fn only_a_failure_of_an_up_session_holds_bgp_down() {
+        // Up releases, whatever came before.
+        assert_eq!(path_verdict(Down, Up, Up), Some(false));
+        assert_eq!(path_verdict(Init, Up, Up), Some(false));
+        // Up to Down: a failure (detection time, or the remote said Down).
+        assert_eq!(path_verdict(Up, Down, Down), Some(true));
+        assert_eq!(path_verdict(Up, Down, Up), Some(true));
+        // The remote took it down on purpose: released, not held.
+        assert_eq!(path_verdict(Up, Down, AdminDown), Some(false));
+        // Our own AdminDown (the session is being removed): the removal releases the peer.
+        assert_eq!(path_verdict(Up, AdminDown, Up), None);
+        // Coming up, or never up: nothing to do.
+        assert_eq!(path_verdict(Down, Init, Down), None);
+        assert_eq!(path_verdict(Init, Down, Down), None);
+    }
 }

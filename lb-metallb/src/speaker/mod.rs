@@ -124,11 +124,12 @@ pub fn session_peers(config: &Config, me: &NodeState) -> Vec<PeerConfig> {
 
 /// The BFD sessions node `me` runs: one for every BGP session it keeps whose peer names a
 /// BFD profile, with the profile's timers; multihop (RFC 5883) when the peer is eBGP
-/// multihop, from the peer's source address when it sets one. Two peers on the same address
-/// (other ports) share one session.
+/// multihop, from the peer's source address when it sets one. BFD's verdict applies to a
+/// peer address: two peers on the same address (other ports or source addresses) share one
+/// session, the first one's (by name).
 pub fn bfd_sessions(config: &Config, me: &NodeState) -> Vec<lb_bfd::PeerSpec> {
     let ms = |v: u32| std::time::Duration::from_millis(u64::from(v));
-    let mut out: BTreeMap<lb_bfd::PeerKey, lb_bfd::PeerSpec> = BTreeMap::new();
+    let mut out: BTreeMap<std::net::IpAddr, lb_bfd::PeerSpec> = BTreeMap::new();
     for p in config
         .peers
         .iter()
@@ -146,7 +147,7 @@ pub fn bfd_sessions(config: &Config, me: &NodeState) -> Vec<lb_bfd::PeerSpec> {
             local: p.source_address,
             multihop: p.ebgp_multi_hop,
         };
-        out.entry(key).or_insert(lb_bfd::PeerSpec {
+        out.entry(p.address).or_insert(lb_bfd::PeerSpec {
             key,
             config: lb_bfd::SessionConfig {
                 desired_min_tx: ms(profile.transmit_interval),
