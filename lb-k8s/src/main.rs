@@ -193,9 +193,9 @@ struct SpeakerArgs {
     /// Run without membership: every node counts as alive (MetalLB without memberlist).
     #[arg(long)]
     ml_disable: bool,
-    /// Upgrade mode: also read and write the membership datagrams of speakers before 0.2
+    /// Upgrade mode: also read and write the membership datagrams of speakers without replay protection (datagram version 1)
     /// (no replay protection for those). Set it for the rollout that replaces them, then
-    /// remove it (docs/speaker.md, "Upgrading from 0.1").
+    /// remove it (docs/speaker.md, "Upgrading from speakers without replay protection").
     #[arg(long, env = "LB_ML_UPGRADE_WIRE")]
     ml_upgrade_wire: bool,
     /// How often each speaker probes another one.

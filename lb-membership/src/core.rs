@@ -362,7 +362,7 @@ impl Core {
             }
             self.counters.refused += 1;
             self.log_refusal(now, || {
-                tracing::warn!(%from, "membership datagram of version 1 (a speaker before 0.2) refused: upgrade through the upgrade wire mode (docs/speaker.md)");
+                tracing::warn!(%from, "membership datagram of version 1 (a speaker without replay protection) refused: upgrade through the upgrade wire mode (docs/speaker.md)");
             });
             return false;
         };

@@ -163,7 +163,7 @@ pub enum WireFormat {
     /// Version 2 only: every datagram stamped, replays refused ([`crate::replay`]).
     #[default]
     Stamped,
-    /// For an upgrade from speakers before 0.2, which read version 1 only: read both
+    /// For an upgrade from speakers without replay protection, which read version 1 only: read both
     /// versions, write version 2 to the addresses that sent us version 2 and version 1 to
     /// the others. Version-1 datagrams have no replay protection; run it only while the
     /// cluster has speakers of both kinds.

@@ -16,13 +16,13 @@
 //! counter that grows with every datagram it seals, and its clock. They are sealed with the
 //! payload, so only a key holder can write them, and they let a receiver refuse a captured
 //! datagram played again ([`crate::replay`]). Version 1 has no stamp; it is what speakers
-//! before 0.2 write, read only in the upgrade mode ([`crate::WireFormat::Upgrade`]).
+//! without replay protection write, read only in the upgrade mode ([`crate::WireFormat::Upgrade`]).
 
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
 
-/// The format without a stamp (speakers before 0.2).
+/// The format without a stamp (speakers without replay protection).
 const VERSION_1: u8 = 1;
 /// The format with a [`Stamp`].
 const VERSION_2: u8 = 2;
@@ -147,7 +147,7 @@ impl Sealer {
         })
     }
 
-    /// Seals `payload` into a version-1 datagram (no stamp: what speakers before 0.2 read).
+    /// Seals `payload` into a version-1 datagram (no stamp: what speakers without replay protection read).
     /// `None` only if the system's random source fails.
     pub fn seal(&self, payload: &[u8]) -> Option<Vec<u8>> {
         self.seal_version(VERSION_1, &[], payload)

@@ -43,7 +43,7 @@ struct Net {
     tap: Option<SocketAddr>,
     /// What the tap recorded: from, to, bytes.
     captured: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
-    /// Speakers of a release before 0.2: they cannot open version 2 (added in the upgrade
+    /// Speakers of a release without replay protection: they cannot open version 2 (added in the upgrade
     /// mode, they never hear version 2, so they write version 1 only).
     old: BTreeSet<SocketAddr>,
 }
@@ -154,7 +154,7 @@ impl Net {
                 if self.cut.contains(&from) || self.cut.contains(&to) {
                     continue;
                 }
-                // A speaker before 0.2 cannot open version 2 (and answers nothing).
+                // A speaker without replay protection cannot open version 2 (and answers nothing).
                 if self.old.contains(&to) && bytes.first() == Some(&2) {
                     continue;
                 }
@@ -513,7 +513,7 @@ fn a_speaker_whose_clock_is_far_off_is_refused_and_counted() {
 
 #[test]
 fn an_upgrade_from_version_1_keeps_one_cluster_at_every_step() {
-    // Step 0 to 1: speakers before 0.2 (a, b) and one upgraded in the upgrade mode (c).
+    // Step 0 to 1: speakers without replay protection (a, b) and one upgraded in the upgrade mode (c).
     let mut net = Net::new();
     net.old = BTreeSet::from([addr(1), addr(2)]);
     net.add_with("a", 1, &[1, 2, 3], KEY, WireFormat::Upgrade, 0);
