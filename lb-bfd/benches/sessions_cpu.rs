@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use lb_bfd::runtime::{Bfd, BfdOptions, PeerKey, PeerSpec};
 use lb_bfd::session::SessionConfig;
 use lb_bfd::wire::State;
-use lb_testlab::{Frr, Netns, cpu_time, wait_for};
+use lb_testlab::{Frr, Netns, cpu_time, veth, wait_for};
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--test");
@@ -37,20 +37,8 @@ fn main() {
     };
     let router = Netns::new("bcr");
     let speaker = Netns::new("bcs");
-    router.ip(&[
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        &speaker.name,
-    ]);
+    veth(&router, "eth0", &speaker, "eth0");
     speaker.ip(&["addr", "add", "198.51.100.11/24", "dev", "eth0"]);
-    speaker.ip(&["link", "set", "eth0", "up"]);
     let mut conf = String::from("hostname router\n!\nbfd\n");
     for i in 0..sessions {
         let local = format!("198.51.100.{}", 100 + u32::from(i));
@@ -60,7 +48,6 @@ fn main() {
         ));
     }
     conf.push_str("!\n");
-    router.ip(&["link", "set", "eth0", "up"]);
     let frr = Frr::start(&router, &[("bfdd", &conf)]);
     let rt = speaker.runtime();
     let bfd = rt.call(async { Bfd::start(BfdOptions::default()).await.unwrap() });

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use lb_bfd::runtime::{Bfd, BfdOptions, PeerKey, PeerSpec};
 use lb_bfd::session::SessionConfig;
 use lb_bfd::wire::State;
-use lb_testlab::{Frr, Netns, NsRuntime, lab_available, run, serial, wait_for};
+use lb_testlab::{Frr, Netns, NsRuntime, lab_available, run, serial, veth, wait_for};
 use serde_json::Value;
 
 const ZEBRA: &str = "/usr/lib/frr/zebra";
@@ -59,25 +59,13 @@ fn start_bfdd(ns: &Netns, conf: &str) -> Frr {
 fn two_namespaces() -> (Netns, Netns) {
     let router = Netns::new("bfr");
     let speaker = Netns::new("bfs");
-    router.ip(&[
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        &speaker.name,
-    ]);
+    veth(&router, "eth0", &speaker, "eth0");
     for (ns, v4, v6) in [
         (&router, ROUTER_V4, ROUTER_V6),
         (&speaker, SPEAKER_V4, SPEAKER_V6),
     ] {
         ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", "eth0"]);
         ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", "eth0", "nodad"]);
-        ns.ip(&["link", "set", "eth0", "up"]);
     }
     (router, speaker)
 }
@@ -274,16 +262,12 @@ fn multihop_session_through_a_router() {
     let _serial = serial();
     let (router, speaker) = two_namespaces();
     let far = Netns::new("bff");
-    router.ip(&[
-        "link", "add", "eth1", "type", "veth", "peer", "name", "eth0", "netns", &far.name,
-    ]);
+    veth(&router, "eth1", &far, "eth0");
     router.ip(&["addr", "add", "203.0.113.1/24", "dev", "eth1"]);
-    router.ip(&["link", "set", "eth1", "up"]);
     run(router
         .command("sysctl")
         .args(["-qw", "net.ipv4.ip_forward=1"]));
     far.ip(&["addr", "add", &format!("{FAR_V4}/24"), "dev", "eth0"]);
-    far.ip(&["link", "set", "eth0", "up"]);
     far.ip(&["route", "add", "198.51.100.0/24", "via", "203.0.113.1"]);
     speaker.ip(&["route", "add", "203.0.113.0/24", "via", ROUTER_V4]);
     let conf = format!(

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -542,6 +542,23 @@ impl Lab {
         self.wait_client_on(ip, owner, timeout.saturating_sub(started.elapsed()));
     }
 
+    /// The HTTP status of the speaker's /readyz, fetched inside the node's namespace.
+    fn readyz(&self, i: usize) -> String {
+        let out = self.nodes[i]
+            .command("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "http://127.0.0.1:7473/readyz",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The speaker's /metrics text, fetched inside the node's namespace.
     fn metrics(&self, i: usize) -> String {
         let out = self.nodes[i]
@@ -811,19 +828,7 @@ fn wrong_membership_key_stays_out() {
             );
         }
     }
-    let ready = lab.nodes[outsider]
-        .command("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "http://127.0.0.1:7473/readyz",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&ready.stdout), "503");
+    assert_eq!(lab.readyz(outsider), "503");
     assert!(
         lab.log(outsider).contains("membership key differs"),
         "{}",
@@ -849,13 +854,7 @@ fn spoof_membership_flood(client: &str, rate: u32, duration: Duration) -> u64 {
     let ns = client.to_string();
     let rt = lb_testlab::NsRuntime::new(&ns);
     rt.blocking(move || {
-        use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-        let socket = Socket::new(
-            Domain::IPV4,
-            Type::RAW,
-            Some(Protocol::from(libc_ipproto_raw())),
-        )
-        .expect("raw socket");
+        let socket = ForgingSocket::new();
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
             seed ^= seed << 13;
@@ -887,15 +886,8 @@ fn spoof_membership_flood(client: &str, rate: u32, duration: Duration) -> u64 {
                     }
                     _ => {}
                 }
-                let packet = udp_v4(
-                    from,
-                    to,
-                    10_000 + u16::try_from((r >> 40) % 50_000).unwrap(),
-                    7946,
-                    &payload,
-                );
-                let dest = SockAddr::from(std::net::SocketAddrV4::new(to, 0));
-                if socket.send_to(&packet, &dest).is_ok() {
+                let sport = 10_000 + u16::try_from((r >> 40) % 50_000).unwrap();
+                if socket.send(from, to, sport, &payload) {
                     sent += 1;
                 }
             }
@@ -908,9 +900,23 @@ fn spoof_membership_flood(client: &str, rate: u32, duration: Duration) -> u64 {
     })
 }
 
-/// IPPROTO_RAW: a raw socket whose packets carry their own IP header.
-fn libc_ipproto_raw() -> i32 {
-    255
+/// A raw socket (IPPROTO_RAW) whose packets carry their own IP header: UDP datagrams with
+/// any source address.
+struct ForgingSocket(socket2::Socket);
+
+impl ForgingSocket {
+    /// IPPROTO_RAW is 255.
+    fn new() -> Self {
+        use socket2::{Domain, Protocol, Socket, Type};
+        Self(Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255))).expect("raw socket"))
+    }
+
+    /// Sends `payload` from `from:sport` to `to:7946`; false when the kernel refused it.
+    fn send(&self, from: Ipv4Addr, to: Ipv4Addr, sport: u16, payload: &[u8]) -> bool {
+        let packet = udp_v4(from, to, sport, 7946, payload);
+        let dest = socket2::SockAddr::from(std::net::SocketAddrV4::new(to, 0));
+        self.0.send_to(&packet, &dest).is_ok()
+    }
 }
 
 /// An IPv4 UDP packet with header, from `from:sport` to `to:dport` (UDP checksum 0: none;
@@ -1078,18 +1084,9 @@ fn replay_membership(client: &str, from: &str, datagrams: &[(String, Vec<u8>)]) 
     let from: std::net::Ipv4Addr = from.parse().unwrap();
     let datagrams = datagrams.to_vec();
     lb_testlab::NsRuntime::new(client).blocking(move || {
-        use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-        let socket = Socket::new(
-            Domain::IPV4,
-            Type::RAW,
-            Some(Protocol::from(libc_ipproto_raw())),
-        )
-        .unwrap();
+        let socket = ForgingSocket::new();
         for (to, payload) in &datagrams {
-            let to: std::net::Ipv4Addr = to.parse().unwrap();
-            let packet = udp_v4(from, to, 7946, 7946, payload);
-            let dest = SockAddr::from(std::net::SocketAddrV4::new(to, 0));
-            socket.send_to(&packet, &dest).unwrap();
+            assert!(socket.send(from, to.parse().unwrap(), 7946, payload));
             std::thread::sleep(Duration::from_micros(200));
         }
     });
@@ -1187,24 +1184,9 @@ fn a_forged_notice_to_a_lone_speaker_changes_nothing() {
         ),
     ];
     replay_membership(&lab.client.name, NODE_V4[1], &notices);
-    let ready = |lab: &Lab| {
-        let out = lab.nodes[0]
-            .command("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "http://127.0.0.1:7473/readyz",
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
     // Bounded: 4 s, a check every 200 ms.
     while t0.elapsed() < Duration::from_secs(4) {
-        assert_eq!(ready(&lab), "200", "node-a became unready");
+        assert_eq!(lab.readyz(0), "200", "node-a became unready");
         let m = lab.metrics(0);
         assert!(m.contains("protocol=\"layer2\""), "node-a withdrew: {m}");
         std::thread::sleep(Duration::from_millis(200));

@@ -119,6 +119,15 @@ impl Netns {
     }
 }
 
+/// A veth pair: `a_if` in `a`, `b_if` in `b`, both up.
+pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
+    a.ip(&[
+        "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name,
+    ]);
+    a.ip(&["link", "set", a_if, "up"]);
+    b.ip(&["link", "set", b_if, "up"]);
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")

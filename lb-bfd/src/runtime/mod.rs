@@ -461,9 +461,11 @@ impl Worker {
                 Wake::Datagram((_, Err(e))) => {
                     tracing::debug!(error = %e, "BFD receive failed");
                 }
-                Wake::Timer => {}
+                // Only a timer wake can find a deadline passed: packets and commands settle
+                // their own sessions (a new session's first deadline is now, so the timer
+                // fires at once).
+                Wake::Timer => self.run_timers(),
             }
-            self.run_timers();
         }
     }
 

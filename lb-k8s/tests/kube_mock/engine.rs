@@ -509,19 +509,10 @@ pub(super) async fn engine_pool_replace_moves_nothing(log: &Log) {
     let mut engine = engine(client, stores, &metrics);
     let grace = Duration::from_millis(400);
     engine.set_deletion_grace(grace);
-    drive(engine.start(), async {
-        api.expect_get(CONFIGURATION_STATE)
-            .await
-            .ok(&configuration_state_json());
-        api.expect_patch(CONFIGURATION_STATE_STATUS)
-            .await
-            .1
-            .ok(&configuration_state_json());
-        api.expect_patch(&format!("{POOLS}/default/status"))
-            .await
-            .1
-            .ok(&pool_json("default", &["203.0.113.0/28"], true));
-    })
+    drive(
+        engine.start(),
+        answer_start_with_one_pool(&mut api, &["203.0.113.0/28"]),
+    )
     .await;
     let logged = log.all().len();
     for round in 0..20 {

@@ -317,3 +317,20 @@ impl ApiServer {
         reply.created(&stored(&seen.body, rv));
     }
 }
+
+/// The API server's side of `Engine::start` when the ConfigurationState exists, nothing is
+/// to be written for the Services, and one pool `default` of `addresses` (auto-assign) gets
+/// its status.
+pub(crate) async fn answer_start_with_one_pool(api: &mut ApiServer, addresses: &[&str]) {
+    api.expect_get(CONFIGURATION_STATE)
+        .await
+        .ok(&configuration_state_json());
+    api.expect_patch(CONFIGURATION_STATE_STATUS)
+        .await
+        .1
+        .ok(&configuration_state_json());
+    api.expect_patch(&format!("{POOLS}/default/status"))
+        .await
+        .1
+        .ok(&pool_json("default", addresses, true));
+}

@@ -60,19 +60,10 @@ async fn pool_change_dropping_an_ip_posts_clear_assignment() {
     );
     let metrics = Arc::new(Metrics::new());
     let mut engine = engine(client, stores, &metrics);
-    drive(engine.start(), async {
-        api.expect_get(CONFIGURATION_STATE)
-            .await
-            .ok(&configuration_state_json());
-        api.expect_patch(CONFIGURATION_STATE_STATUS)
-            .await
-            .1
-            .ok(&configuration_state_json());
-        api.expect_patch(&format!("{POOLS}/default/status"))
-            .await
-            .1
-            .ok(&pool_json("default", &["203.0.113.0/28"], true));
-    })
+    drive(
+        engine.start(),
+        answer_start_with_one_pool(&mut api, &["203.0.113.0/28"]),
+    )
     .await;
     pools.apply_watcher_event(&watcher::Event::Apply(pool(
         "default",
